@@ -1,0 +1,29 @@
+"""Deactivate an active invoice so it can be downloaded again (refused while lines are invoiced)."""
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from include.params import invoice_id_param, provider_param, required_text_param
+from plugins.operators.deactivate import DeactivateInvoiceOperator
+
+with DAG(
+    dag_id="provider_invoice_deactivate",
+    description="Deactivate an active provider invoice so that it can be re-downloaded.",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["invoices", "manual"],
+    doc_md=__doc__,
+    params={
+        "provider": provider_param(),
+        "invoice_id": invoice_id_param(),
+        "reason": required_text_param("Reason", "Why the invoice is deactivated; stored as a note."),
+    },
+):
+    DeactivateInvoiceOperator(
+        task_id="deactivate",
+        provider="{{ params.provider }}",
+        invoice_id="{{ params.invoice_id }}",
+        reason="{{ params.reason }}",
+    )

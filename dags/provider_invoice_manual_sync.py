@@ -1,0 +1,48 @@
+"""Download one invoice by hand, optionally with an override tolerance and a documented reason.
+
+An active invoice is refused: run ``provider_invoice_deactivate`` first. The override is rounded up
+to a whole number (1329.7525 -> 1330) and used for this run only; the reason becomes an audit note.
+"""
+
+from datetime import datetime
+
+from airflow.sdk import DAG, Param
+
+from include.dag_builder import DEFAULT_ARGS, invoice_pipeline
+from include.params import invoice_id_param, provider_param
+
+with DAG(
+    dag_id="provider_invoice_manual_sync",
+    description="Sync one provider invoice by hand (override tolerance with a reason).",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    default_args={**DEFAULT_ARGS, "retries": 0},
+    tags=["invoices", "manual"],
+    doc_md=__doc__,
+    params={
+        "provider": provider_param(),
+        "invoice_id": invoice_id_param(),
+        "override_tolerance": Param(
+            None,
+            type=["null", "number"],
+            exclusiveMinimum=0,
+            title="Override tolerance",
+            description="Leave empty for the provider default. A positive amount, rounded up to a whole "
+            "number, accepted as |header - detail| for this run only.",
+        ),
+        "override_reason": Param(
+            None,
+            type=["null", "string"],
+            title="Override reason",
+            description="Required with an override tolerance: invoice number, amount and why the "
+            "difference is understood. Stored as a note on the invoice.",
+        ),
+    },
+):
+    invoice_pipeline(
+        "{{ params.provider }}",
+        "{{ params.invoice_id }}",
+        override_tolerance="{{ params.override_tolerance }}",
+        override_reason="{{ params.override_reason }}",
+    )

@@ -1,0 +1,73 @@
+"""Builds the sync DAGs from a provider spec, so every provider runs the same tasks.
+
+Imported by DAG files at parse time: only ``airflow.sdk`` and our operator classes, whose heavy
+imports (requests, pandas, GX) happen inside ``execute``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, task_group
+
+from include.providers import get_provider
+from plugins.operators.activate import ActivateInvoiceOperator
+from plugins.operators.checksum import ChecksumValidationOperator
+from plugins.operators.fetch import FetchInvoiceOperator
+from plugins.operators.list_invoices import ListInvoicesOperator
+from plugins.operators.load import LoadInvoiceOperator
+
+START_DATE = datetime(2026, 1, 1)
+DEFAULT_ARGS = {
+    "owner": "billing",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": 2.0,
+}
+
+
+def invoice_pipeline(provider, invoice_id, *, override_tolerance=None, override_reason=None) -> None:
+    """fetch -> checksum_validation -> load -> activate for one invoice (task ids are a contract)."""
+    fetch = FetchInvoiceOperator(
+        task_id="fetch",
+        provider=provider,
+        invoice_id=invoice_id,
+        override_tolerance=override_tolerance,
+        override_reason=override_reason,
+    )
+    checksum = ChecksumValidationOperator(
+        task_id="checksum_validation",
+        provider=provider,
+        invoice_id=invoice_id,
+        staged=fetch.output,
+        override_tolerance=override_tolerance,
+        override_reason=override_reason,
+    )
+    load = LoadInvoiceOperator(task_id="load", provider=provider, invoice_id=invoice_id, checked=checksum.output)
+    load >> ActivateInvoiceOperator(task_id="activate", provider=provider, invoice_id=invoice_id)
+
+
+def build_sync_dag(provider: str) -> DAG:
+    """``provider_invoice_sync_<provider>``: list invoices, then the pipeline mapped once per invoice."""
+    spec = get_provider(provider)
+    with DAG(
+        dag_id=f"provider_invoice_sync_{provider}",
+        description=f"Import {spec.display_name} invoices: fetch, GX checksum, load, activate.",
+        schedule="@daily",
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=DEFAULT_ARGS,
+        tags=["invoices", provider],
+        doc_md=__doc__,
+    ) as dag:
+        invoice_ids = ListInvoicesOperator(task_id="list_invoices", provider=provider)
+
+        # prefix_group_id=False keeps the contract task ids; the mapped group makes each invoice
+        # independent: one red checksum does not stop the other invoices.
+        @task_group(group_id="invoice", prefix_group_id=False)
+        def sync_invoice(invoice_id):
+            invoice_pipeline(provider, invoice_id)
+
+        sync_invoice.expand(invoice_id=invoice_ids.output)
+    return dag

@@ -1,0 +1,171 @@
+"""The canonical invoice model every provider is normalised into.
+
+Money is `decimal.Decimal` from the wire to the database: provider JSON is parsed with
+``parse_float=Decimal`` and amounts that arrive as strings go through :func:`parse_money`.
+Where a fast exact sum is needed (GX, pandas, SQLite) money travels as integer *micros*
+(millionths of the currency unit), see :func:`to_micros`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+MONEY_SCALE = 6
+"""Decimal places kept for money. Provider line amounts carry 2 (sometimes 4); 6 leaves headroom."""
+
+MICROS_PER_UNIT = 10**MONEY_SCALE
+
+CATEGORIES = (
+    "licence",
+    "usage",
+    "one_time",
+    "marketplace",
+    "reserved_instance",
+    "credit",
+    "adjustment",
+    "tax",
+)
+"""Every line maps onto one of these; the checksum breakdown is reported per category."""
+
+PROVIDERS = ("microsoft", "synnex")
+
+
+class InvalidProviderData(ValueError):
+    """A provider response that cannot be trusted (malformed, truncated, inconsistent)."""
+
+
+def parse_money(value: object, *, field_name: str = "amount") -> Decimal:
+    """Parse a provider amount exactly; JSON numbers must already be Decimal (never float)."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidProviderData(f"{field_name} is {value!r}, expected a number")
+    if isinstance(value, float):
+        raise InvalidProviderData(f"{field_name} arrived as a binary float ({value!r}); parse JSON with Decimal")
+    try:
+        amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise InvalidProviderData(f"{field_name} {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise InvalidProviderData(f"{field_name} {value!r} is not a finite number")
+    return amount
+
+
+def to_micros(amount: Decimal) -> int:
+    """Exact integer micros of ``amount``; refuses amounts finer than ``MONEY_SCALE`` places."""
+    scaled = amount.scaleb(MONEY_SCALE)
+    if scaled != scaled.to_integral_value():
+        raise InvalidProviderData(f"amount {amount} has more than {MONEY_SCALE} decimal places")
+    return int(scaled)
+
+
+def from_micros(micros: int) -> Decimal:
+    """Exact inverse of :func:`to_micros` (division of integers this size is exact in Decimal)."""
+    return Decimal(int(micros)) / MICROS_PER_UNIT
+
+
+def parse_date(value: object) -> date | None:
+    """ISO date or date-time (``Z`` allowed) to a date; blank means unknown."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).date() if "T" in text else date.fromisoformat(text)
+    except ValueError:
+        raise InvalidProviderData(f"{value!r} is not an ISO date") from None
+
+
+@dataclass(frozen=True)
+class Amendment:
+    """A credit, adjustment or void note attached to an invoice (Partner Center ``amendments``)."""
+
+    document_id: str
+    document_type: str
+    amends_of: str | None
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class InvoiceHeader:
+    """What the provider says an invoice is; ``header_total`` is what the lines must add up to."""
+
+    provider: str
+    invoice_id: str
+    currency_code: str
+    header_total: Decimal
+    invoice_date: date | None = None
+    billing_period_start: date | None = None
+    billing_period_end: date | None = None
+    document_type: str = "invoice"
+    header_tax: Decimal | None = None
+    """Tax/levies the header states on its own; counted only when the provider's tax setting says so."""
+    declared_categories: tuple[str, ...] = ()
+    """Categories the header declares line sets for (Partner Center ``invoiceDetails``)."""
+    amendments: tuple[Amendment, ...] = ()
+    fingerprint: str = ""
+    """Changes whenever the provider's version of the invoice changes (total, date, eTag...)."""
+
+    def to_xcom(self) -> dict:
+        """JSON-safe dict (money as strings) for XCom and the attempt row."""
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, Decimal | date):
+                data[key] = str(value)
+        data["declared_categories"] = list(self.declared_categories)
+        data["amendments"] = [{**asdict(a), "total": str(a.total)} for a in self.amendments]
+        return data
+
+    @classmethod
+    def from_xcom(cls, data: dict) -> InvoiceHeader:
+        return cls(
+            provider=data["provider"],
+            invoice_id=data["invoice_id"],
+            currency_code=data["currency_code"],
+            header_total=Decimal(data["header_total"]),
+            invoice_date=parse_date(data.get("invoice_date")),
+            billing_period_start=parse_date(data.get("billing_period_start")),
+            billing_period_end=parse_date(data.get("billing_period_end")),
+            document_type=data.get("document_type") or "invoice",
+            header_tax=Decimal(data["header_tax"]) if data.get("header_tax") not in (None, "None") else None,
+            declared_categories=tuple(data.get("declared_categories") or ()),
+            amendments=tuple(
+                Amendment(a["document_id"], a["document_type"], a.get("amends_of"), Decimal(a["total"]))
+                for a in data.get("amendments") or ()
+            ),
+            fingerprint=data.get("fingerprint", ""),
+        )
+
+
+@dataclass(frozen=True)
+class InvoiceLine:
+    """One canonical line item; ``amount`` is what the line contributes to the checksum."""
+
+    line_no: int
+    category: str
+    amount: Decimal
+    currency_code: str
+    customer_id: str | None = None
+    customer_name: str | None = None
+    subscription_id: str | None = None
+    product_id: str | None = None
+    sku_id: str | None = None
+    charge_type: str | None = None
+    charge_start_date: date | None = None
+    charge_end_date: date | None = None
+    description: str | None = None
+    source: str | None = None
+    """Where the line came from on the provider side, e.g. ``office/billing_line_items``."""
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+LINE_FIELDS = tuple(f for f in InvoiceLine.__dataclass_fields__ if f != "extra")
+
+
+def detail_total(lines: Iterable[InvoiceLine]) -> Decimal:
+    """Exact sum of line amounts (integer micros, so no float and no Decimal context rounding)."""
+    return from_micros(sum(to_micros(line.amount) for line in lines))
+
+
+class InvoiceNotFound(LookupError):
+    """The provider does not know the requested invoice id."""

@@ -1,0 +1,95 @@
+"""Per-provider settings from the ``invoice_sync_settings`` Airflow Variable, validated when read.
+
+Example value::
+
+    {"microsoft": {"usage_mismatch_tolerance": 0, "active_currencies": ["EUR", "USD"]},
+     "synnex": {"tax": "header"}}
+
+Keys and defaults (per provider):
+
+- ``usage_mismatch_tolerance`` (number >= 0, default 1): the largest |header - detail| that still passes.
+- ``active_currencies`` (list of ISO 4217 codes, default: every currency is active): an invoice in a
+  currency outside the list is not activated.
+- ``tax`` (``"lines"`` or ``"header"``, default ``"lines"``): ``"lines"`` means the lines carry the tax
+  the header total includes; ``"header"`` means the provider states tax/levies on the header only, and
+  the header tax is added to the detail total as category ``tax``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+SETTINGS_VARIABLE = "invoice_sync_settings"
+TAX_MODES = ("lines", "header")
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class InvalidSettings(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    usage_mismatch_tolerance: Decimal = Decimal("1")
+    active_currencies: tuple[str, ...] | None = None
+    """``None`` means every currency is active."""
+    tax: str = "lines"
+
+    def currency_is_active(self, currency_code: str) -> bool:
+        return self.active_currencies is None or currency_code.upper() in self.active_currencies
+
+
+def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
+    """Validate the variable's value for ``provider``; a bad value fails naming the key and the reason."""
+    if raw in (None, ""):
+        return ProviderSettings()
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw, parse_float=Decimal)
+        except json.JSONDecodeError as err:
+            raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} is not valid JSON: {err}.") from None
+    if not isinstance(raw, dict):
+        raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} must be a JSON object keyed by provider.")
+    section = raw.get(provider, {})
+    where = f"{SETTINGS_VARIABLE}.{provider}"
+    if not isinstance(section, dict):
+        raise InvalidSettings(f"{where} must be a JSON object.")
+    unknown = sorted(set(section) - {"usage_mismatch_tolerance", "active_currencies", "tax"})
+    if unknown:
+        raise InvalidSettings(f"{where} has unknown key(s) {', '.join(unknown)}.")
+
+    values: dict = {}
+    if "usage_mismatch_tolerance" in section:
+        tolerance = section["usage_mismatch_tolerance"]
+        try:
+            if isinstance(tolerance, bool) or isinstance(tolerance, float):
+                raise InvalidOperation
+            values["usage_mismatch_tolerance"] = Decimal(str(tolerance))
+        except InvalidOperation:
+            raise InvalidSettings(f"{where}.usage_mismatch_tolerance must be a number, got {tolerance!r}.") from None
+        if not values["usage_mismatch_tolerance"].is_finite() or values["usage_mismatch_tolerance"] < 0:
+            raise InvalidSettings(f"{where}.usage_mismatch_tolerance must be zero or more, got {tolerance}.")
+    if "active_currencies" in section:
+        currencies = section["active_currencies"]
+        if not isinstance(currencies, list) or not all(
+            isinstance(c, str) and _CURRENCY.match(c.upper()) for c in currencies
+        ):
+            raise InvalidSettings(
+                f"{where}.active_currencies must be a list of three-letter ISO currency codes, got {currencies!r}."
+            )
+        values["active_currencies"] = tuple(c.upper() for c in currencies)
+    if "tax" in section:
+        if section["tax"] not in TAX_MODES:
+            raise InvalidSettings(f"{where}.tax must be one of {', '.join(TAX_MODES)}, got {section['tax']!r}.")
+        values["tax"] = section["tax"]
+    return ProviderSettings(**values)
+
+
+def load_settings(provider: str) -> ProviderSettings:
+    """Read and validate the Variable at task run time (never at DAG parse time)."""
+    from airflow.sdk import Variable
+
+    return parse_settings(Variable.get(SETTINGS_VARIABLE, default=None), provider)

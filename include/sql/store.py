@@ -1,0 +1,502 @@
+"""Every read and write the operators make on the invoice database, one method per business step.
+
+Each write that must be all-or-nothing runs in a single ``engine.begin()`` transaction; the load moves
+lines from staging into ``provider_invoice_line`` with one ``INSERT ... SELECT`` so no line passes
+through Python twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from itertools import islice
+
+from sqlalchemy import BigInteger, and_, cast, delete, func, insert, select, type_coerce, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from include.model import MICROS_PER_UNIT, InvoiceHeader, InvoiceLine, from_micros
+from include.sql.schema import (
+    LINE_COLUMNS,
+    invoice_sync_attempt,
+    provider_invoice,
+    provider_invoice_line,
+    provider_invoice_line_staging,
+    provider_invoice_note,
+)
+
+STAGE_BATCH = 5_000
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class InvoiceStateError(RuntimeError):
+    """The invoice is in a state that forbids the requested step (e.g. active, invoiced lines)."""
+
+
+@dataclass(frozen=True)
+class AttemptKey:
+    provider: str
+    invoice_id: str
+    dag_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class StagedSummary:
+    """Exact aggregates of one staged invoice, computed in SQL."""
+
+    line_count: int
+    breakdown: dict[str, Decimal]
+    line_counts: dict[str, int]
+    currency_totals: dict[str, Decimal]
+    usage_last_charge_end: date | None
+
+
+class InvoiceStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _upsert(self, conn: Connection, table, values: dict, keys: tuple[str, ...], update_cols: Iterable[str]):
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table).values(**values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={col: stmt.excluded[col] for col in update_cols}
+        )
+        conn.execute(stmt)
+
+    def _micros(self, column):
+        """The Money column as exact integer micros, in SQL, on either dialect."""
+        if self.engine.dialect.name == "sqlite":
+            return type_coerce(column, BigInteger)
+        return cast(column * MICROS_PER_UNIT, BigInteger)
+
+    # -- invoices ------------------------------------------------------------------------------
+    def get_invoice(self, provider: str, invoice_id: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(provider_invoice).where(
+                    provider_invoice.c.provider == provider, provider_invoice.c.invoice_id == invoice_id
+                )
+            ).first()
+        return dict(row._mapping) if row else None
+
+    def invoice_states(self, provider: str) -> dict[str, dict]:
+        """``invoice_id -> {status, fingerprint, deactivated_at}`` for deciding what a scheduled sync fetches."""
+        t = provider_invoice
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.invoice_id, t.c.status, t.c.fingerprint, t.c.deactivated_at).where(t.c.provider == provider)
+            )
+            return {r.invoice_id: dict(r._mapping) for r in rows}
+
+    def lines(self, provider: str, invoice_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(provider_invoice_line)
+                .where(
+                    provider_invoice_line.c.provider == provider,
+                    provider_invoice_line.c.invoice_id == invoice_id,
+                )
+                .order_by(provider_invoice_line.c.line_no)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def _header_values(self, header: InvoiceHeader, now: datetime) -> dict:
+        return {
+            "provider": header.provider,
+            "invoice_id": header.invoice_id,
+            "currency_code": header.currency_code,
+            "header_total": header.header_total,
+            "header_tax": header.header_tax,
+            "invoice_date": header.invoice_date,
+            "billing_period_start": header.billing_period_start,
+            "billing_period_end": header.billing_period_end,
+            "document_type": header.document_type,
+            "fingerprint": header.fingerprint,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _write_invoice(self, conn: Connection, header: InvoiceHeader, **fields) -> None:
+        values = {**self._header_values(header, utcnow()), **fields}
+        update_cols = [c for c in values if c not in ("provider", "invoice_id", "created_at")]
+        self._upsert(conn, provider_invoice, values, ("provider", "invoice_id"), update_cols)
+
+    def _current_status(self, conn: Connection, provider: str, invoice_id: str) -> str | None:
+        return conn.execute(
+            select(provider_invoice.c.status).where(
+                provider_invoice.c.provider == provider, provider_invoice.c.invoice_id == invoice_id
+            )
+        ).scalar()
+
+    # -- attempts ------------------------------------------------------------------------------
+    def start_attempt(
+        self,
+        key: AttemptKey,
+        *,
+        triggered_by: str | None = None,
+        override_tolerance: Decimal | None = None,
+        override_reason: str | None = None,
+    ) -> None:
+        """Open (or, on a task retry, reopen) the attempt row of this run for this invoice."""
+        values = {
+            **vars(key),
+            "triggered_by": triggered_by,
+            "outcome": "running",
+            "override_tolerance": override_tolerance,
+            "override_reason": override_reason,
+            "message": None,
+            "started_at": utcnow(),
+            "finished_at": None,
+        }
+        with self.engine.begin() as conn:
+            self._upsert(
+                conn,
+                invoice_sync_attempt,
+                values,
+                ("dag_id", "run_id", "provider", "invoice_id"),
+                (
+                    "outcome",
+                    "message",
+                    "finished_at",
+                    "triggered_by",
+                    "override_tolerance",
+                    "override_reason",
+                ),
+            )
+
+    def _finish_attempt(self, conn: Connection, key: AttemptKey, outcome: str, *, final: bool = True, **fields):
+        conn.execute(
+            update(invoice_sync_attempt)
+            .where(*(getattr(invoice_sync_attempt.c, k) == v for k, v in vars(key).items()))
+            .values(outcome=outcome, finished_at=utcnow() if final else None, **fields)
+        )
+
+    def update_attempt(self, key: AttemptKey, outcome: str, *, final: bool = False, **fields) -> None:
+        with self.engine.begin() as conn:
+            self._finish_attempt(conn, key, outcome, final=final, **fields)
+
+    def get_attempt(self, key: AttemptKey) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(invoice_sync_attempt).where(
+                    *(getattr(invoice_sync_attempt.c, k) == v for k, v in vars(key).items())
+                )
+            ).first()
+        return dict(row._mapping) if row else None
+
+    def record_failure(
+        self, key: AttemptKey, header: InvoiceHeader | None, message: str, task_url: str | None = None
+    ) -> None:
+        """A crash or bad provider data: the attempt is ``failed``; an invoice that is not active too."""
+        with self.engine.begin() as conn:
+            self._finish_attempt(conn, key, "failed", message=message, task_url=task_url)
+            status = self._current_status(conn, key.provider, key.invoice_id)
+            if status == "active":
+                return
+            if header is not None:
+                self._write_invoice(conn, header, status="failed", status_message=message)
+            elif status is not None:
+                conn.execute(
+                    update(provider_invoice)
+                    .where(
+                        provider_invoice.c.provider == key.provider,
+                        provider_invoice.c.invoice_id == key.invoice_id,
+                    )
+                    .values(status="failed", status_message=message, updated_at=utcnow())
+                )
+
+    # -- staging -------------------------------------------------------------------------------
+    def stage_lines(self, stage_id: str, provider: str, invoice_id: str, lines: Iterable[InvoiceLine]) -> int:
+        """Bulk-insert lines for one fetch in batches (executemany), streaming from the iterator."""
+        self.drop_stage(stage_id)
+        count = 0
+        iterator: Iterator[InvoiceLine] = iter(lines)
+        with self.engine.begin() as conn:
+            while batch := list(islice(iterator, STAGE_BATCH)):
+                rows = [
+                    {"stage_id": stage_id, "provider": provider, "invoice_id": invoice_id}
+                    | {col: getattr(line, col) for col in LINE_COLUMNS}
+                    for line in batch
+                ]
+                conn.execute(insert(provider_invoice_line_staging), rows)
+                count += len(rows)
+        return count
+
+    def drop_stage(self, stage_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                delete(provider_invoice_line_staging).where(provider_invoice_line_staging.c.stage_id == stage_id)
+            )
+
+    def staged_summary(self, stage_id: str) -> StagedSummary:
+        t = provider_invoice_line_staging
+        micros = self._micros(t.c.amount)
+        with self.engine.connect() as conn:
+            by_category = conn.execute(
+                select(t.c.category, func.count(), func.sum(micros))
+                .where(t.c.stage_id == stage_id)
+                .group_by(t.c.category)
+            ).all()
+            by_currency = conn.execute(
+                select(t.c.currency_code, func.sum(micros)).where(t.c.stage_id == stage_id).group_by(t.c.currency_code)
+            ).all()
+            last_usage = conn.execute(
+                select(func.max(t.c.charge_end_date)).where(t.c.stage_id == stage_id, t.c.category == "usage")
+            ).scalar()
+        return StagedSummary(
+            line_count=sum(count for _, count, _ in by_category),
+            breakdown={cat: from_micros(total) for cat, _, total in by_category},
+            line_counts={cat: count for cat, count, _ in by_category},
+            currency_totals={cur: from_micros(total) for cur, total in by_currency},
+            usage_last_charge_end=last_usage if not isinstance(last_usage, str) else date.fromisoformat(last_usage),
+        )
+
+    def staged_amounts_frame(self, stage_id: str):
+        """The staged lines as a pandas frame with exact integer ``amount_micros`` (for the GX suite)."""
+        import pandas as pd
+
+        t = provider_invoice_line_staging
+        query = select(
+            t.c.line_no, t.c.category, t.c.currency_code, self._micros(t.c.amount).label("amount_micros")
+        ).where(t.c.stage_id == stage_id)
+        with self.engine.connect() as conn:
+            frame = pd.read_sql(query, conn)
+        return frame.astype({"amount_micros": "int64", "line_no": "int64"})
+
+    # -- checksum outcome ---------------------------------------------------------------------
+    def record_checksum_error(
+        self,
+        key: AttemptKey,
+        header: InvoiceHeader,
+        stage_id: str,
+        *,
+        totals: dict,
+        message: str,
+        diagnostics: dict,
+        note: str | None = None,
+        task_url: str | None = None,
+    ) -> None:
+        """Failed checksum: header row ``checksum_error`` and the attempt; no line is loaded."""
+        with self.engine.begin() as conn:
+            self._write_invoice(conn, header, status="checksum_error", status_message=message, **totals)
+            self._finish_attempt(
+                conn,
+                key,
+                "checksum_error",
+                message=message,
+                diagnostics=json.dumps(diagnostics),
+                task_url=task_url,
+                **_attempt_totals(totals),
+            )
+            if note:
+                self.add_note(key.provider, key.invoice_id, note, _author(conn, key), conn=conn)
+            conn.execute(
+                delete(provider_invoice_line_staging).where(provider_invoice_line_staging.c.stage_id == stage_id)
+            )
+
+    def record_checksum_pass(self, key: AttemptKey, *, totals: dict, diagnostics: dict, note: str | None) -> None:
+        with self.engine.begin() as conn:
+            self._finish_attempt(
+                conn,
+                key,
+                "checksum_passed",
+                final=False,
+                diagnostics=json.dumps(diagnostics),
+                **_attempt_totals(totals),
+            )
+            if note:
+                self.add_note(key.provider, key.invoice_id, note, _author(conn, key), conn=conn)
+
+    def block_activation(self, key: AttemptKey, message: str) -> None:
+        """The invoice stays loaded but inactive; the reason is kept on the invoice and the attempt."""
+        with self.engine.begin() as conn:
+            self._finish_attempt(conn, key, "activation_blocked", message=message)
+            conn.execute(
+                update(provider_invoice)
+                .where(
+                    provider_invoice.c.provider == key.provider,
+                    provider_invoice.c.invoice_id == key.invoice_id,
+                )
+                .values(status_message=message, updated_at=utcnow())
+            )
+
+    def sibling_invoices(self, header: InvoiceHeader) -> list[dict]:
+        """Other invoices of the same provider, billing period and currency (charges may be split)."""
+        if header.billing_period_start is None:
+            return []
+        t = provider_invoice
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.c.invoice_id, t.c.header_total, t.c.status).where(
+                    t.c.provider == header.provider,
+                    t.c.invoice_id != header.invoice_id,
+                    t.c.billing_period_start == header.billing_period_start,
+                    t.c.currency_code == header.currency_code,
+                )
+            )
+            return [dict(r._mapping) for r in rows]
+
+    # -- load and activate ---------------------------------------------------------------------
+    def load_from_stage(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, *, totals: dict) -> int:
+        """Replace the invoice's lines with the staged ones and write its header, in one transaction."""
+        line, stage = provider_invoice_line, provider_invoice_line_staging
+        same_invoice = and_(line.c.provider == key.provider, line.c.invoice_id == key.invoice_id)
+        with self.engine.begin() as conn:
+            if self._current_status(conn, key.provider, key.invoice_id) == "active":
+                raise InvoiceStateError(
+                    f"Invoice {key.invoice_id} of {key.provider} is active; deactivate it before it is loaded again."
+                )
+            invoiced = conn.execute(
+                select(func.count()).where(same_invoice, line.c.customer_invoice_ref.is_not(None))
+            ).scalar()
+            if invoiced:
+                raise InvoiceStateError(
+                    f"Invoice {key.invoice_id} of {key.provider} has {invoiced} line(s) already invoiced to customers."
+                )
+            conn.execute(delete(line).where(same_invoice))
+            columns = ("provider", "invoice_id", *LINE_COLUMNS)
+            conn.execute(
+                insert(line).from_select(
+                    columns,
+                    select(*(stage.c[c] for c in columns)).where(stage.c.stage_id == stage_id),
+                )
+            )
+            loaded = conn.execute(select(func.count()).where(same_invoice)).scalar()
+            self._write_invoice(
+                conn,
+                header,
+                status="inactive",
+                status_message=None,
+                deactivated_at=None,
+                line_count=loaded,
+                **totals,
+            )
+            self._finish_attempt(conn, key, "loaded", final=False, **_attempt_totals(totals))
+            conn.execute(delete(stage).where(stage.c.stage_id == stage_id))
+        return loaded
+
+    def activate(self, key: AttemptKey) -> None:
+        with self.engine.begin() as conn:
+            now = utcnow()
+            result = conn.execute(
+                update(provider_invoice)
+                .where(
+                    provider_invoice.c.provider == key.provider,
+                    provider_invoice.c.invoice_id == key.invoice_id,
+                    provider_invoice.c.status == "inactive",
+                )
+                .values(status="active", activated_at=now, updated_at=now, status_message=None)
+            )
+            if result.rowcount != 1:
+                raise InvoiceStateError(
+                    f"Invoice {key.invoice_id} of {key.provider} is not loaded; nothing to activate."
+                )
+            self._finish_attempt(conn, key, "activated")
+
+    def deactivate(self, key: AttemptKey, *, reason: str, author: str | None) -> None:
+        """Active -> inactive so the invoice can be downloaded again; refused while lines are invoiced."""
+        line = provider_invoice_line
+        with self.engine.begin() as conn:
+            status = self._current_status(conn, key.provider, key.invoice_id)
+            if status is None:
+                raise InvoiceStateError(f"Invoice {key.invoice_id} of {key.provider} is not in the invoice database.")
+            if status != "active":
+                raise InvoiceStateError(
+                    f"Invoice {key.invoice_id} of {key.provider} is {status}, not active; only an active invoice "
+                    "can be deactivated."
+                )
+            blocking = conn.execute(
+                select(line.c.line_no, line.c.customer_invoice_ref)
+                .where(
+                    line.c.provider == key.provider,
+                    line.c.invoice_id == key.invoice_id,
+                    line.c.customer_invoice_ref.is_not(None),
+                )
+                .order_by(line.c.line_no)
+            ).all()
+            if blocking:
+                shown = ", ".join(
+                    f"line {r.line_no} (customer invoice {r.customer_invoice_ref})" for r in blocking[:50]
+                )
+                more = f" and {len(blocking) - 50} more" if len(blocking) > 50 else ""
+                raise InvoiceStateError(
+                    f"Invoice {key.invoice_id} of {key.provider} cannot be deactivated: {len(blocking)} line(s) are "
+                    f"already invoiced to customers: {shown}{more}. Unlink them from the customer invoices first."
+                )
+            now = utcnow()
+            conn.execute(
+                update(provider_invoice)
+                .where(
+                    provider_invoice.c.provider == key.provider,
+                    provider_invoice.c.invoice_id == key.invoice_id,
+                )
+                .values(
+                    status="inactive",
+                    deactivated_at=now,
+                    updated_at=now,
+                    status_message=f"Deactivated: {reason}",
+                )
+            )
+            self.add_note(key.provider, key.invoice_id, f"Deactivated: {reason}", author, conn=conn)
+            self._upsert(
+                conn,
+                invoice_sync_attempt,
+                {
+                    **vars(key),
+                    "triggered_by": author,
+                    "outcome": "deactivated",
+                    "message": reason,
+                    "started_at": now,
+                    "finished_at": now,
+                },
+                ("dag_id", "run_id", "provider", "invoice_id"),
+                ("triggered_by", "outcome", "message", "finished_at"),
+            )
+
+    # -- notes ---------------------------------------------------------------------------------
+    def add_note(self, provider: str, invoice_id: str, note: str, author: str | None, conn: Connection | None = None):
+        values = {
+            "provider": provider,
+            "invoice_id": invoice_id,
+            "note": note,
+            "author": author,
+            "created_at": utcnow(),
+        }
+        if conn is not None:
+            conn.execute(insert(provider_invoice_note).values(**values))
+            return
+        with self.engine.begin() as own:
+            own.execute(insert(provider_invoice_note).values(**values))
+
+    def notes(self, provider: str, invoice_id: str) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(provider_invoice_note)
+                .where(
+                    provider_invoice_note.c.provider == provider,
+                    provider_invoice_note.c.invoice_id == invoice_id,
+                )
+                .order_by(provider_invoice_note.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+
+def _author(conn: Connection, key: AttemptKey) -> str | None:
+    """Notes are signed by whoever triggered the attempt they come from."""
+    return conn.execute(
+        select(invoice_sync_attempt.c.triggered_by).where(
+            *(getattr(invoice_sync_attempt.c, k) == v for k, v in vars(key).items())
+        )
+    ).scalar()
+
+
+def _attempt_totals(totals: dict) -> dict:
+    return {k: totals[k] for k in ("header_total", "detail_total", "difference", "tolerance_applied") if k in totals}

@@ -1,0 +1,42 @@
+"""``activate``: mark a loaded invoice active once its currency is active for the provider."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from plugins.operators.base import InvoiceOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ActivateInvoiceOperator(InvoiceOperator):
+    """Runs after ``load``; the invoice row it activates must be ``inactive`` (loaded, not yet active)."""
+
+    def execute(self, context: Context) -> None:
+        from include.settings import InvalidSettings, load_settings
+        from include.sql.store import InvoiceStateError
+
+        store = self.store()
+        key = self.attempt_key(context)
+        invoice = store.get_invoice(self.provider, self.invoice_id)
+        try:
+            settings = load_settings(self.provider)
+        except InvalidSettings as err:
+            store.block_activation(key, str(err))
+            raise AirflowFailException(str(err)) from None
+        if invoice and not settings.currency_is_active(invoice["currency_code"]):
+            message = (
+                f"Invoice {self.invoice_id} is in {invoice['currency_code']}, which is not an active currency "
+                f"for {self.spec.display_name} (active: {', '.join(settings.active_currencies or ())}); "
+                "add it to active_currencies in the invoice_sync_settings variable, then re-run the sync."
+            )
+            store.block_activation(key, message)
+            raise AirflowFailException(message)
+        try:
+            store.activate(key)
+        except InvoiceStateError as err:
+            raise AirflowFailException(str(err)) from None
+        self.log.info("Invoice %s of %s is active", self.invoice_id, self.spec.display_name)

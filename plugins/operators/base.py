@@ -1,0 +1,49 @@
+"""What every per-invoice operator shares: the provider spec, the invoice database, the attempt key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from airflow.sdk import BaseOperator
+
+from include.providers import ProviderSpec, get_provider
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from include.sql.store import AttemptKey, InvoiceStore
+
+
+class InvoiceOperator(BaseOperator):
+    """Base for fetch / checksum_validation / load / activate: one provider invoice per task instance."""
+
+    template_fields: Sequence[str] = ("provider", "invoice_id")
+    ui_color = "#e8f1fb"
+
+    def __init__(self, *, provider: str, invoice_id: str, invoice_db_conn_id: str = "invoice_db", **kwargs):
+        kwargs.setdefault("map_index_template", "{{ task.provider }} {{ task.invoice_id }}")
+        super().__init__(**kwargs)
+        self.provider = provider
+        self.invoice_id = invoice_id
+        self.invoice_db_conn_id = invoice_db_conn_id
+
+    @property
+    def spec(self) -> ProviderSpec:
+        return get_provider(self.provider)
+
+    def store(self) -> InvoiceStore:
+        from plugins.hooks.invoice_db import InvoiceDbHook
+
+        return InvoiceDbHook(self.invoice_db_conn_id).get_store()
+
+    def attempt_key(self, context: Context) -> AttemptKey:
+        from include.sql.store import AttemptKey
+
+        return AttemptKey(self.provider, self.invoice_id, context["dag"].dag_id, context["run_id"])
+
+
+def triggered_by(context: Context) -> str:
+    """The user who triggered the run, or the run type (``scheduled``...) when nobody did."""
+    dag_run = context["dag_run"]
+    return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)

@@ -1,0 +1,36 @@
+"""``deactivate``: take an active invoice out of use so that it can be downloaded again."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from plugins.operators.base import InvoiceOperator, triggered_by
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DeactivateInvoiceOperator(InvoiceOperator):
+    """Refused, naming the lines, while any line is referenced by a customer invoice."""
+
+    template_fields: Sequence[str] = (*InvoiceOperator.template_fields, "reason")
+
+    def __init__(self, *, reason: str, **kwargs):
+        super().__init__(**kwargs)
+        self.reason = reason
+
+    def execute(self, context: Context) -> None:
+        from include.sql.store import InvoiceStateError
+
+        reason = (self.reason or "").strip()
+        if not reason or reason == "None":
+            raise AirflowFailException("reason is required to deactivate an invoice.")
+        spec = self.spec
+        try:
+            self.store().deactivate(self.attempt_key(context), reason=reason, author=triggered_by(context))
+        except InvoiceStateError as err:
+            raise AirflowFailException(str(err)) from None
+        self.log.info("Invoice %s of %s is inactive: %s", self.invoice_id, spec.display_name, reason)

@@ -1,0 +1,104 @@
+"""Test environment: a throw-away Airflow home, and the invoice database on SQLite and PostgreSQL.
+
+The environment is set before anything imports Airflow, because Airflow reads its configuration
+once, at import. PostgreSQL tests run whenever 127.0.0.1:5432 answers; with ``CI=true`` an
+unreachable PostgreSQL fails them instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_HOME = Path(tempfile.mkdtemp(prefix="invoice-sync-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "INVOICE_DATA_DOCS_DIR": str(_HOME / "data_docs"),
+        "GX_ANALYTICS_ENABLED": "False",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+)
+
+PG_HOST = os.environ.get("INVOICE_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("INVOICE_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("INVOICE_TEST_PG_USER", "postgres")
+PG_DATABASE = "invoice_sync_test"
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """An initialised Airflow metadata database (``dag.test()`` needs one)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return _HOME
+
+
+def _postgres_reachable() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=3, autocommit=True
+        ) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (PG_DATABASE,)).fetchone()
+            if not exists:
+                conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+        return None
+    except psycopg.OperationalError as err:
+        return str(err).strip()
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> None:
+    problem = _postgres_reachable()
+    if problem is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required on CI but unreachable: {problem}")
+    pytest.skip(f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable: {problem}")
+
+
+def _connection_json(backend: str, tmp_path: Path) -> dict:
+    if backend == "sqlite":
+        return {"conn_type": "sqlite", "host": str(tmp_path / f"invoices-{uuid.uuid4().hex[:8]}.db")}
+    return {
+        "conn_type": "postgres",
+        "host": PG_HOST,
+        "port": PG_PORT,
+        "login": PG_USER,
+        "schema": PG_DATABASE,
+    }
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def invoice_db(request, tmp_path, monkeypatch):
+    """The ``invoice_db`` connection on each backend, with empty tables; yields the InvoiceStore."""
+    import json
+
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_available")
+    monkeypatch.setenv("AIRFLOW_CONN_INVOICE_DB", json.dumps(_connection_json(request.param, tmp_path)))
+    from include.sql.schema import create_schema, metadata
+    from plugins.hooks.invoice_db import InvoiceDbHook
+
+    store = InvoiceDbHook().get_store()
+    metadata.drop_all(store.engine)
+    create_schema(store.engine)
+    yield store
+    store.engine.dispose()

@@ -1,0 +1,113 @@
+"""The invoice database on SQLite and PostgreSQL: exact money, idempotent and atomic loads."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from include.model import InvoiceHeader, InvoiceLine
+from include.sql.store import AttemptKey, InvoiceStateError
+
+PROVIDER, INVOICE = "microsoft", "G000000042"
+# 0.1 and 0.2 have no exact binary float: summed as floats these drift, summed exactly they do not.
+AMOUNTS = [
+    Decimal("0.10"),
+    Decimal("0.20"),
+    Decimal("-0.30"),
+    Decimal("1329.7525"),
+    Decimal("0.000001"),
+] * 200
+
+
+def _lines(amounts=AMOUNTS, currency="EUR"):
+    categories = ["licence", "usage", "credit", "one_time", "usage"]
+    return [
+        InvoiceLine(line_no=i, category=categories[(i - 1) % 5], amount=a, currency_code=currency)
+        for i, a in enumerate(amounts, start=1)
+    ]
+
+
+TOTAL = sum(AMOUNTS)
+
+
+def _header(total=TOTAL):
+    return InvoiceHeader(provider=PROVIDER, invoice_id=INVOICE, currency_code="EUR", header_total=total)
+
+
+def _totals(total=TOTAL):
+    return {
+        "header_total": total,
+        "detail_total": total,
+        "difference": Decimal(0),
+        "tolerance_applied": Decimal(0),
+    }
+
+
+def _load(store, run_id="run-1", amounts=AMOUNTS):
+    key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", run_id)
+    store.start_attempt(key, triggered_by="test")
+    store.stage_lines(run_id, PROVIDER, INVOICE, _lines(amounts))
+    store.load_from_stage(key, _header(sum(amounts)), run_id, totals=_totals(sum(amounts)))
+    return key
+
+
+def test_money_round_trips_and_sums_exactly(invoice_db):
+    invoice_db.stage_lines("s1", PROVIDER, INVOICE, _lines())
+    summary = invoice_db.staged_summary("s1")
+
+    assert float(sum(float(a) for a in AMOUNTS)) != float(sum(AMOUNTS))  # the trap this guards against
+    assert sum(summary.breakdown.values()) == sum(AMOUNTS)
+    assert summary.breakdown["one_time"] == Decimal("1329.7525") * 200
+    assert summary.currency_totals == {"EUR": sum(AMOUNTS)}
+    frame = invoice_db.staged_amounts_frame("s1")
+    assert int(frame["amount_micros"].sum()) == int(sum(AMOUNTS) * 10**6)
+
+
+def test_load_is_idempotent(invoice_db):
+    _load(invoice_db, "run-1")
+    first = invoice_db.lines(PROVIDER, INVOICE)
+    _load(invoice_db, "run-2")
+    second = invoice_db.lines(PROVIDER, INVOICE)
+
+    assert len(first) == len(second) == len(AMOUNTS)
+    assert [(r["line_no"], r["amount"]) for r in first] == [(r["line_no"], r["amount"]) for r in second]
+    assert [r["amount"] for r in second] == AMOUNTS
+    invoice = invoice_db.get_invoice(PROVIDER, INVOICE)
+    assert (invoice["status"], invoice["line_count"], invoice["detail_total"]) == (
+        "inactive",
+        len(AMOUNTS),
+        sum(AMOUNTS),
+    )
+
+
+def test_failure_mid_load_leaves_database_unchanged(invoice_db, monkeypatch):
+    _load(invoice_db, "run-1")
+    before_lines = invoice_db.lines(PROVIDER, INVOICE)
+    before_invoice = invoice_db.get_invoice(PROVIDER, INVOICE)
+
+    key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-2")
+    invoice_db.start_attempt(key, triggered_by="test")
+    new_amounts = [Decimal("9.99")] * 3
+    invoice_db.stage_lines("run-2", PROVIDER, INVOICE, _lines(new_amounts))
+
+    def crash(*args, **kwargs):  # runs after the old lines were deleted and the new ones inserted
+        raise RuntimeError("worker died mid-load")
+
+    monkeypatch.setattr(invoice_db, "_write_invoice", crash)
+    with pytest.raises(RuntimeError, match="mid-load"):
+        invoice_db.load_from_stage(key, _header(sum(new_amounts)), "run-2", totals=_totals(sum(new_amounts)))
+
+    assert invoice_db.lines(PROVIDER, INVOICE) == before_lines
+    assert invoice_db.get_invoice(PROVIDER, INVOICE) == before_invoice
+    assert invoice_db.staged_summary("run-2").line_count == 3  # staging kept for a retry
+
+
+def test_active_invoice_is_never_overwritten(invoice_db):
+    key = _load(invoice_db)
+    invoice_db.activate(key)
+    again = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-2")
+    invoice_db.stage_lines("run-2", PROVIDER, INVOICE, _lines())
+    with pytest.raises(InvoiceStateError, match="is active; deactivate it"):
+        invoice_db.load_from_stage(again, _header(), "run-2", totals=_totals())
+    assert invoice_db.get_invoice(PROVIDER, INVOICE)["status"] == "active"
