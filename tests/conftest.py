@@ -102,3 +102,30 @@ def invoice_db(request, tmp_path, monkeypatch):
     create_schema(store.engine)
     yield store
     store.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_data_dir(tmp_path_factory) -> Path:
+    from include.sandbox.demo_data import write_demo_data
+
+    root = tmp_path_factory.mktemp("demo-data")
+    write_demo_data(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_sandbox(demo_data_dir):
+    """The provider sandbox on the bundled demo data, for the whole session."""
+    from include.sandbox import SandboxServer
+
+    with SandboxServer(demo_data_dir, export_retry_after=0) as server:
+        yield server
+
+
+@pytest.fixture
+def provider_connections(demo_sandbox, monkeypatch):
+    """Every provider connection pointed at the sandbox (as ``AIRFLOW_CONN_*`` variables)."""
+    for name, value in demo_sandbox.env().items():
+        monkeypatch.setenv(name, value)
+    demo_sandbox.clear_faults()
+    return demo_sandbox

@@ -45,6 +45,14 @@ PROVIDERS: dict[str, ProviderSpec] = {
             normaliser_path="include.providers.microsoft",
             suite_file="microsoft.json",
         ),
+        ProviderSpec(
+            name="synnex",
+            display_name="TD SYNNEX StreamOne Ion",
+            hook_path="plugins.hooks.streamone_ion.StreamOneIonHook",
+            conn_id="streamone_ion_default",
+            normaliser_path="include.providers.synnex",
+            suite_file="synnex.json",
+        ),
     )
 }
 

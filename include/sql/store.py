@@ -183,6 +183,15 @@ class InvoiceStore:
         with self.engine.begin() as conn:
             self._finish_attempt(conn, key, outcome, final=final, **fields)
 
+    def attempts(self, provider: str, invoice_id: str) -> list[dict]:
+        """Every attempt on one invoice, oldest first: the audit trail."""
+        t = invoice_sync_attempt
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t).where(t.c.provider == provider, t.c.invoice_id == invoice_id).order_by(t.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
     def get_attempt(self, key: AttemptKey) -> dict | None:
         with self.engine.connect() as conn:
             row = conn.execute(

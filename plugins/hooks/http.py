@@ -1,0 +1,245 @@
+"""A provider-neutral base for the REST hooks of invoice providers.
+
+Provider APIs throttle (429 + ``Retry-After``), fail transiently (5xx, dropped connections) and
+sometimes send bodies that are cut off. An invoice import must neither give up on the first hiccup
+nor accept a half-read page, so every request here is bounded in time, retried a bounded number of
+times, and JSON is parsed exactly (``Decimal``, never ``float``) or rejected loudly.
+
+Connection extras read here (all optional):
+
+- ``timeout``: seconds, ``[connect, read]`` or ``{"connect": s, "read": s}``; default 10 / 120.
+- ``max_retries``: further attempts after the first one; default 5.
+- ``max_retry_wait``: upper bound of any single wait in seconds, ``Retry-After`` included; default 120.
+- ``retry_backoff``: first back-off in seconds when the server names no ``Retry-After``; default 1.
+
+Only the method and the URL path are ever logged: query strings may carry SAS signatures and
+headers carry tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Collection
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from functools import cached_property
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import requests
+from airflow.sdk import BaseHook
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from include.model import InvalidProviderData
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+DEFAULT_TIMEOUT = (10.0, 120.0)
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_MAX_RETRY_WAIT = 120.0
+DEFAULT_RETRY_BACKOFF = 1.0
+
+
+_QUERY = re.compile(r"\?[^\s'\")]*")
+
+
+class JsonReply(NamedTuple):
+    data: Any
+    headers: requests.structures.CaseInsensitiveDict
+
+
+class _Transient(Exception):
+    """One failed attempt worth repeating; ``final`` is raised once the attempts run out."""
+
+    def __init__(self, final: Exception, retry_after: float | None = None):
+        super().__init__(str(final))
+        self.final = final
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/bad."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def loads_exact(text: str) -> Any:
+    """JSON with every non-integer number as ``Decimal``; NaN/Infinity are refused, money must be finite."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    return json.loads(text, parse_float=Decimal, parse_constant=refuse)
+
+
+def url_path(url: str) -> str:
+    """The part of a URL that is safe to log (no host credentials, no query string)."""
+    return urlsplit(url).path or "/"
+
+
+def http_error(method: str, url: str, response: requests.Response) -> requests.HTTPError:
+    """An HTTPError whose message names method, path and status but never the query string."""
+    snippet = " ".join(response.text[:300].split())
+    detail = f": {snippet}" if snippet else ""
+    return requests.HTTPError(
+        f"{method} {url_path(url)} failed with HTTP {response.status_code} {response.reason}{detail}",
+        response=response,
+    )
+
+
+class ProviderHttpHook(BaseHook):
+    """Session, timeouts, bounded retries and exact JSON for one provider REST API."""
+
+    default_host = ""
+    """Base URL used when the connection has no host."""
+
+    def __init__(self, conn_id: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    @cached_property
+    def connection(self):
+        return self.get_connection(self.conn_id)
+
+    @cached_property
+    def extras(self) -> dict:
+        return self.connection.extra_dejson or {}
+
+    @cached_property
+    def base_url(self) -> str:
+        host = (self.connection.host or self.default_host).rstrip("/")
+        if "://" not in host:
+            port = f":{self.connection.port}" if self.connection.port else ""
+            host = f"{self.connection.schema or 'https'}://{host}{port}"
+        return host
+
+    @cached_property
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update({"Accept": "application/json", "User-Agent": "provider-invoice-sync"})
+        return session
+
+    def get_conn(self) -> requests.Session:
+        return self.session
+
+    def close(self) -> None:
+        self.session.close()
+
+    @cached_property
+    def timeout(self) -> tuple[float, float]:
+        raw = self.extras.get("timeout")
+        if raw is None:
+            return DEFAULT_TIMEOUT
+        if isinstance(raw, dict):
+            return (float(raw.get("connect", DEFAULT_TIMEOUT[0])), float(raw.get("read", DEFAULT_TIMEOUT[1])))
+        if isinstance(raw, list | tuple):
+            connect, read = raw
+            return (float(connect), float(read))
+        return (float(raw), float(raw))
+
+    @cached_property
+    def max_retries(self) -> int:
+        return int(self.extras.get("max_retries", DEFAULT_MAX_RETRIES))
+
+    @cached_property
+    def max_retry_wait(self) -> float:
+        return float(self.extras.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
+
+    @cached_property
+    def _backoff(self) -> wait_exponential_jitter:
+        first = float(self.extras.get("retry_backoff", DEFAULT_RETRY_BACKOFF))
+        return wait_exponential_jitter(initial=first, max=self.max_retry_wait, jitter=first)
+
+    def url(self, path_or_url: str) -> str:
+        """An absolute URL as is, otherwise ``path_or_url`` below the connection's base URL."""
+        if "://" in path_or_url:
+            return path_or_url
+        return f"{self.base_url}/{path_or_url.lstrip('/')}"
+
+    def request(
+        self, method: str, url: str, *, ok: Collection[int] = (200,), stream: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """One HTTP exchange with retries; statuses outside ``ok`` raise ``requests.HTTPError``."""
+        return self._with_retries(lambda: self._send(method, url, ok, stream, kwargs))
+
+    def request_json(self, method: str, url: str, *, ok: Collection[int] = (200,), **kwargs: Any) -> JsonReply:
+        """Like :meth:`request`, and a malformed or cut-off body is retried, then ``InvalidProviderData``."""
+
+        def attempt() -> JsonReply:
+            response = self._send(method, url, ok, False, kwargs)
+            return JsonReply(self._parse(method, url, response), response.headers)
+
+        return self._with_retries(attempt)
+
+    def get_json(self, url: str, **kwargs: Any) -> Any:
+        return self.request_json("GET", url, **kwargs).data
+
+    def _send(self, method: str, url: str, ok: Collection[int], stream: bool, kwargs: dict) -> requests.Response:
+        self.log.debug("%s %s", method, url_path(url))
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, stream=stream, **kwargs)
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+            # requests puts the full URL (SAS signature included) into the message: rebuild it without.
+            detail = _QUERY.sub("?...", str(exc))
+            raise _Transient(type(exc)(f"{method} {url_path(url)} failed: {detail}")) from None
+        if response.status_code in RETRYABLE_STATUS:
+            error = http_error(method, url, response)
+            response.close()
+            raise _Transient(error, parse_retry_after(response.headers.get("Retry-After")))
+        if response.status_code not in ok:
+            raise http_error(method, url, response)
+        return response
+
+    @staticmethod
+    def _parse(method: str, url: str, response: requests.Response) -> Any:
+        try:
+            return loads_exact(response.content.decode("utf-8"))
+        except (ValueError, requests.RequestException) as exc:
+            # ValueError covers JSONDecodeError and UnicodeDecodeError; RequestException a cut connection.
+            raise _Transient(
+                InvalidProviderData(
+                    f"{method} {url_path(url)} returned a body that is not valid JSON or was cut off ({exc})."
+                )
+            ) from exc
+
+    def _with_retries(self, attempt: Any) -> Any:
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _Transient as exc:
+            raise exc.final from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        retry_after = state.outcome.exception().retry_after
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_wait)
+        return self._backoff(state)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        self.log.warning(
+            "Attempt %d of %d failed (%s); retrying in %.1f s",
+            state.attempt_number,
+            self.max_retries + 1,
+            state.outcome.exception().final,
+            state.upcoming_sleep,
+        )

@@ -1,0 +1,289 @@
+"""Microsoft Partner Center: invoices and every money-carrying line of an invoice.
+
+Three paging schemes meet here, and each is checked so that an invoice never arrives truncated:
+
+- legacy Office/Azure billing lines: v1 offset paging, 2,000 per page;
+- one-time (new commerce) and marketplace lines before ``v2_export_from``: v1 continuation tokens;
+- the same lines from ``v2_export_from`` on: the asynchronous billed-reconciliation export on
+  Microsoft Graph (export -> poll -> manifest -> gzip JSON-lines blobs), because Microsoft retired v1
+  line items for new billing periods.
+
+Connection ``partner_center_default``: host = API base URL, login/password = Entra app client
+id/secret; extra ``tenant_id``, ``refresh_token``, ``token_url`` (``{tenant_id}`` is filled in),
+``graph_url``, ``v2_export_from`` (ISO date) and ``export_timeout`` (seconds), plus the retry
+settings of :mod:`plugins.hooks.http`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from datetime import date
+from functools import cached_property
+from typing import Any
+
+import requests
+from urllib3.exceptions import HTTPError
+
+from include.model import InvalidProviderData, InvoiceNotFound, parse_date
+from plugins.hooks.http import ProviderHttpHook, loads_exact, parse_retry_after
+
+PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
+GRAPH_RESOURCE = "https://graph.microsoft.com"
+DEFAULT_TOKEN_URL = "https://login.microsoftonline.com/{tenant_id}/oauth2/token"
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+DEFAULT_V2_EXPORT_FROM = "2024-02-01"
+DEFAULT_EXPORT_TIMEOUT = 1800.0
+DEFAULT_EXPORT_POLL = 10.0
+TOKEN_REFRESH_MARGIN = 300.0
+"""Seconds before expiry at which a cached token is replaced."""
+PAGE_SIZE = 2000
+"""The documented maximum page size of v1 line items."""
+
+OFFSET_PAGED = {"office", "azure"}
+CONTINUATION_PAGED = {"one_time": ("onetime", "OneTime"), "marketplace": ("marketplace", "Marketplace")}
+"""Declared billingProvider -> its (query, path) spelling in v1 URLs; Microsoft refuses ``one_time``."""
+
+
+class PartnerCenterHook(ProviderHttpHook):
+    """Reads invoices and their line items from Partner Center (v1) and Microsoft Graph (v2 export)."""
+
+    conn_name_attr = "conn_id"
+    default_conn_name = "partner_center_default"
+    conn_type = "http"
+    hook_name = "Microsoft Partner Center"
+    default_host = PARTNER_CENTER_RESOURCE
+
+    def __init__(self, conn_id: str = default_conn_name, **kwargs: Any):
+        super().__init__(conn_id, **kwargs)
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._correlation_id = str(uuid.uuid4())
+
+    # -- authentication -------------------------------------------------------------------------
+
+    @cached_property
+    def token_url(self) -> str:
+        template = self.extras.get("token_url") or DEFAULT_TOKEN_URL
+        return template.replace("{tenant_id}", str(self.extras.get("tenant_id", "")))
+
+    @cached_property
+    def graph_url(self) -> str:
+        return (self.extras.get("graph_url") or DEFAULT_GRAPH_URL).rstrip("/")
+
+    @cached_property
+    def v2_export_from(self) -> date:
+        return parse_date(self.extras.get("v2_export_from") or DEFAULT_V2_EXPORT_FROM)
+
+    def get_access_token(self, resource: str = PARTNER_CENTER_RESOURCE) -> str:
+        """An app+user token for ``resource`` (secure application model), cached until near expiry."""
+        cached = self._tokens.get(resource)
+        if cached and cached[1] - TOKEN_REFRESH_MARGIN > time.monotonic():
+            return cached[0]
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self.connection.login,
+            "client_secret": self.connection.password,
+            "refresh_token": self.extras.get("refresh_token"),
+            "resource": resource,
+        }
+        reply = self.request_json("POST", self.token_url, data=form).data
+        try:
+            token, lifetime = reply["access_token"], float(reply.get("expires_in", 3600))
+        except (KeyError, TypeError, ValueError):
+            raise InvalidProviderData("The Microsoft token endpoint answered without an access token.") from None
+        self._tokens[resource] = (token, time.monotonic() + lifetime)
+        return token
+
+    def _headers(self, resource: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.get_access_token(resource)}",
+            "MS-RequestId": str(uuid.uuid4()),
+            "MS-CorrelationId": self._correlation_id,
+        }
+
+    def _v1(self, path: str, *, headers: dict | None = None) -> Any:
+        """GET a Partner Center v1 path (links from the API are relative to ``/v1``)."""
+        url = self.url(path if "://" in path else f"/v1/{path.lstrip('/')}")
+        return self.get_json(url, headers={**self._headers(PARTNER_CENTER_RESOURCE), **(headers or {})})
+
+    # -- invoices ---------------------------------------------------------------------------------
+
+    def list_invoices(self) -> list[dict]:
+        """Every invoice of the partner, following ``links.next``."""
+        invoices: list[dict] = []
+        page = self._v1("invoices")
+        while True:
+            invoices.extend(_checked_items(page, "the invoice list"))
+            next_link = (page.get("links") or {}).get("next")
+            if not next_link:
+                return invoices
+            page = self._v1(next_link["uri"])
+
+    def get_invoice(self, invoice_id: str) -> dict:
+        try:
+            return self._v1(f"invoices/{invoice_id}")
+        except requests.HTTPError as exc:
+            if exc.response is not None and exc.response.status_code == 404:
+                raise InvoiceNotFound(f"Microsoft Partner Center does not know invoice {invoice_id}.") from None
+            raise
+
+    # -- line items -------------------------------------------------------------------------------
+
+    def uses_v2_export(self, invoice: dict) -> bool:
+        """Billing periods from ``v2_export_from`` on only exist in the v2 reconciliation export."""
+        start = parse_date(invoice.get("billingPeriodStartDate") or invoice.get("invoiceDate"))
+        return start is not None and start >= self.v2_export_from
+
+    def iter_line_items(self, invoice: dict) -> Iterator[tuple[str, dict]]:
+        """``(source, raw_line)`` for every money-carrying line set the invoice declares.
+
+        ``usage_line_items`` are skipped on purpose: legacy Azure usage records carry quantities
+        only, and daily-rated one-time usage is already rolled up into the one-time billing lines,
+        so neither adds to ``totalCharges``. A declared billing set we cannot fetch is an error, not
+        a silent gap.
+        """
+        invoice_id = invoice["id"]
+        declared = [
+            str(detail.get("billingProvider", "")).lower()
+            for detail in invoice.get("invoiceDetails") or ()
+            if str(detail.get("invoiceLineItemType", "")).lower() == "billing_line_items"
+        ]
+        unknown = sorted(set(declared) - OFFSET_PAGED - set(CONTINUATION_PAGED))
+        if unknown:
+            raise InvalidProviderData(
+                f"Invoice {invoice_id} declares billing line items from {', '.join(unknown)}, "
+                "which this importer cannot fetch."
+            )
+        for provider in dict.fromkeys(declared):
+            if provider in OFFSET_PAGED:
+                source = f"{provider}/billing_line_items"
+                yield from ((source, line) for line in self.iter_offset_line_items(invoice_id, provider))
+        modern = [p for p in dict.fromkeys(declared) if p in CONTINUATION_PAGED]
+        if modern and self.uses_v2_export(invoice):
+            # One export holds all one-time and marketplace lines of the invoice.
+            yield from (
+                ("one_time/billing_line_items", line) for line in self.iter_billed_reconciliation_v2(invoice_id)
+            )
+        else:
+            for provider in modern:
+                source = f"{provider}/billing_line_items"
+                yield from ((source, line) for line in self.iter_onetime_v1(invoice_id, provider))
+
+    def iter_offset_line_items(self, invoice_id: str, provider: str) -> Iterator[dict]:
+        """Legacy billing lines, ``PAGE_SIZE`` at a time, until a page comes back short."""
+        offset = 0
+        while True:
+            page = self._v1(
+                f"invoices/{invoice_id}/lineitems?provider={provider}"
+                f"&invoicelineitemtype=billinglineitems&size={PAGE_SIZE}&offset={offset}"
+            )
+            items = _checked_items(page, f"{provider} line items of invoice {invoice_id} at offset {offset}")
+            yield from items
+            if len(items) < PAGE_SIZE:
+                return
+            offset += len(items)
+
+    def iter_onetime_v1(self, invoice_id: str, provider: str = "one_time") -> Iterator[dict]:
+        """One-time (or ``marketplace``) billing lines through v1 continuation-token paging."""
+        query_name, path_name = CONTINUATION_PAGED[provider]
+        page = self._v1(
+            f"invoices/{invoice_id}/lineitems?provider={query_name}"
+            f"&invoicelineitemtype=billinglineitems&size={PAGE_SIZE}"
+        )
+        number = 1
+        while True:
+            yield from _checked_items(page, f"page {number} of {provider} line items of invoice {invoice_id}")
+            token = page.get("continuationToken")
+            if not token:
+                return
+            number += 1
+            page = self._v1(
+                f"invoices/{invoice_id}/lineitems/{path_name}/BillingLineItems?seekOperation=Next&size={PAGE_SIZE}",
+                headers={"MS-ContinuationToken": token},
+            )
+
+    def iter_billed_reconciliation_v2(self, invoice_id: str) -> Iterator[dict]:
+        """All billed reconciliation lines of the invoice from the Graph v2 export, blob by blob."""
+        manifest = self._export_manifest(invoice_id)
+        blobs = manifest.get("blobs") or []
+        if manifest.get("blobCount") != len(blobs):
+            raise InvalidProviderData(
+                f"The reconciliation manifest of invoice {invoice_id} announces {manifest.get('blobCount')} "
+                f"blobs but lists {len(blobs)}."
+            )
+        for blob in blobs:
+            url = f"{manifest['rootDirectory'].rstrip('/')}/{blob['name']}?{manifest['sasToken']}"
+            yield from self._iter_blob_lines(invoice_id, blob["name"], url)
+
+    def _export_manifest(self, invoice_id: str) -> dict:
+        """Start the export, wait for it (honouring ``Retry-After``, bounded), return its manifest."""
+        headers = self._headers(GRAPH_RESOURCE)
+        started = self.request(
+            "POST",
+            f"{self.graph_url}/reports/partners/billing/reconciliation/billed/export",
+            json={"invoiceId": invoice_id, "attributeSet": "full"},
+            headers=headers,
+            ok=(202,),
+        )
+        location = started.headers.get("Location")
+        if not location:
+            raise InvalidProviderData(f"The reconciliation export of invoice {invoice_id} returned no Location.")
+        deadline = time.monotonic() + float(self.extras.get("export_timeout", DEFAULT_EXPORT_TIMEOUT))
+        while True:
+            reply = self.request_json("GET", self._graph(location), headers=self._headers(GRAPH_RESOURCE))
+            status = str(reply.data.get("status", "")).lower()
+            if status == "succeeded":
+                link = reply.data.get("resourceLocation@odata.navigationLink")
+                if not link:
+                    raise InvalidProviderData(
+                        f"The reconciliation export of invoice {invoice_id} succeeded without a manifest."
+                    )
+                return self.get_json(self._graph(link), headers=self._headers(GRAPH_RESOURCE))
+            if status == "failed":
+                error = reply.data.get("error") or {}
+                raise InvalidProviderData(
+                    f"The reconciliation export of invoice {invoice_id} failed: "
+                    f"{error.get('code', '?')} {error.get('message', 'no reason given')}."
+                )
+            wait = parse_retry_after(reply.headers.get("Retry-After"))
+            wait = min(DEFAULT_EXPORT_POLL if wait is None else wait, self.max_retry_wait)
+            if time.monotonic() + wait > deadline:
+                raise TimeoutError(f"The reconciliation export of invoice {invoice_id} did not finish in time.")
+            time.sleep(wait)
+
+    def _graph(self, link: str) -> str:
+        return link if "://" in link else f"{self.graph_url}/{link.lstrip('/')}"
+
+    def _iter_blob_lines(self, invoice_id: str, name: str, url: str) -> Iterator[dict]:
+        """Stream one gzip JSON-lines blob; only one decompressed line is held at a time."""
+        response = self.request("GET", url, stream=True)
+        lines_read = 0
+        try:
+            with gzip.GzipFile(fileobj=response.raw) as unzipped:
+                for text in io.TextIOWrapper(unzipped, encoding="utf-8"):
+                    lines_read += 1
+                    if text.strip():
+                        yield loads_exact(text)
+        except (EOFError, OSError, zlib.error, ValueError, requests.RequestException, HTTPError) as exc:
+            raise InvalidProviderData(
+                f"Blob {name} of the reconciliation export of invoice {invoice_id} is truncated or "
+                f"corrupt after {lines_read} lines ({type(exc).__name__}: {exc})."
+            ) from None
+        finally:
+            response.close()
+
+
+def _checked_items(page: Any, what: str) -> list[dict]:
+    """The page's items, refusing a page that carries fewer (or more) items than its ``totalCount``."""
+    if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+        raise InvalidProviderData(f"Partner Center returned {what} without an items list.")
+    items, total = page["items"], page.get("totalCount")
+    if total is not None and total != len(items):
+        raise InvalidProviderData(
+            f"Partner Center returned {len(items)} items for {what} but its totalCount says {total}."
+        )
+    return items

@@ -1,0 +1,260 @@
+"""PartnerCenterHook over real HTTP against the sandbox: auth, the three paging schemes, faults."""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import ExitStack
+from datetime import date
+from decimal import Decimal
+
+import pytest
+import requests
+
+from include.model import InvalidProviderData, InvoiceNotFound, detail_total
+from include.providers.microsoft import normalize_header, normalize_lines
+from include.sandbox import SandboxServer
+from include.sandbox.demo_data import (
+    MICROSOFT_DEMO,
+    azure_line,
+    microsoft_invoice,
+    office_line,
+    one_time_line,
+    sets_total,
+    write_demo_data,
+    write_microsoft_invoice,
+)
+from plugins.hooks.partner_center import PartnerCenterHook
+
+FAST_RETRIES = {"max_retries": 2, "retry_backoff": 0.01, "max_retry_wait": 2}
+BILLING = "billing_line_items"
+LEGACY_ID, V1_ID, V2_ID = "D0000000001", "G0000000002", "G0000000003"
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    """Start a sandbox on a data dir and point ``partner_center_default`` at it; stops at teardown."""
+    with ExitStack() as stack:
+
+        def start(data_dir, **options) -> SandboxServer:
+            server = stack.enter_context(SandboxServer(data_dir, export_retry_after=0, **options))
+            for name, value in server.env(FAST_RETRIES).items():
+                monkeypatch.setenv(name, value)
+            return server
+
+        yield start
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A legacy invoice of 4,500 office lines (3 offset pages), a pre-2024 one-time invoice of 4,100
+    lines (3 continuation pages) and a 2026 one-time invoice of 25 lines (v2 export)."""
+    root = tmp_path_factory.mktemp("microsoft")
+    rng = random.Random(7)
+    for invoice_id, start, provider, count, make in [
+        (LEGACY_ID, date(2023, 5, 1), "office", 4500, office_line),
+        (V1_ID, date(2023, 10, 1), "one_time", 4100, one_time_line),
+        (V2_ID, date(2026, 3, 1), "one_time", 25, one_time_line),
+    ]:
+        sets = {(provider, BILLING): [make(rng, invoice_id, start) for _ in range(count)]}
+        write_microsoft_invoice(root, microsoft_invoice(invoice_id, start, sets_total(sets), sets), sets)
+    return root
+
+
+def calls(server: SandboxServer, fragment: str, expect: int = 0) -> list[dict]:
+    """Logged requests whose path contains ``fragment``, waiting up to 3 s for ``expect`` of them
+    (a delayed response is logged only when the sandbox finishes it)."""
+    deadline = time.monotonic() + 3
+    while True:
+        found = [entry for entry in server.requests if fragment in entry["path"]]
+        if len(found) >= expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_token_is_obtained_once_and_cached_per_resource(serve, data_dir):
+    server = serve(data_dir)
+    hook = PartnerCenterHook()
+    hook.list_invoices()
+    hook.get_invoice(LEGACY_ID)
+    list(hook.iter_billed_reconciliation_v2(V2_ID))
+    list(hook.iter_billed_reconciliation_v2(V2_ID))
+    tokens = calls(server, "/oauth2/token")
+    assert [entry["status"] for entry in tokens] == [200, 200]  # one for Partner Center, one for Graph
+
+
+def test_wrong_client_secret_is_refused_with_http_401(serve, data_dir):
+    serve(data_dir)
+    hook = PartnerCenterHook()
+    hook.connection.password = "not-the-secret"
+    with pytest.raises(requests.HTTPError, match=r"POST /login/.*/oauth2/token failed with HTTP 401"):
+        hook.list_invoices()
+
+
+def test_offset_paging_reads_every_page(serve, data_dir):
+    server = serve(data_dir)
+    hook = PartnerCenterHook()
+    invoice = hook.get_invoice(LEGACY_ID)
+    lines = list(hook.iter_line_items(invoice))
+    assert len(lines) == 4500
+    assert {source for source, _ in lines} == {"office/billing_line_items"}
+    offsets = [entry["query"] for entry in calls(server, "/lineitems")]
+    assert [q.rsplit("offset=", 1)[1] for q in offsets] == ["0", "2000", "4000"]
+    header = normalize_header(invoice)
+    assert detail_total(normalize_lines(header, lines)) == header.header_total
+
+
+def test_continuation_paging_follows_the_token_to_the_end(serve, data_dir):
+    server = serve(data_dir)
+    hook = PartnerCenterHook()
+    invoice = hook.get_invoice(V1_ID)
+    assert not hook.uses_v2_export(invoice)
+    lines = list(hook.iter_line_items(invoice))
+    assert len(lines) == 4100
+    pages = calls(server, "/lineitems")
+    assert len(pages) == 3
+    assert "seekOperation" not in pages[0]["query"]
+    assert all("/OneTime/BillingLineItems" in p["path"] and "seekOperation=Next" in p["query"] for p in pages[1:])
+    header = normalize_header(invoice)
+    assert detail_total(normalize_lines(header, lines)) == header.header_total
+
+
+def test_v2_export_reads_several_blobs(serve, data_dir):
+    server = serve(data_dir, blob_lines=10)
+    hook = PartnerCenterHook()
+    invoice = hook.get_invoice(V2_ID)
+    assert hook.uses_v2_export(invoice)
+    lines = list(hook.iter_line_items(invoice))
+    assert len(lines) == 25
+    assert len(calls(server, "/blobs/billing/")) == 3
+    assert len(calls(server, "/operations/")) == 2  # running (Retry-After), then succeeded
+    assert "TotalForCustomer" in lines[0][1]  # v2 blobs speak PascalCase
+    header = normalize_header(invoice)
+    assert detail_total(normalize_lines(header, lines)) == header.header_total
+
+
+def test_429_is_retried_after_its_retry_after(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("status", r"/v1/invoices$", status=429, retry_after=1)
+    assert len(PartnerCenterHook().list_invoices()) == 3
+    first, second = calls(server, "/v1/invoices")
+    assert (first["status"], second["status"]) == (429, 200)
+    assert 0.95 <= second["time"] - first["time"] < 1.9
+
+
+def test_5xx_is_retried_with_backoff(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("status", r"/v1/invoices/D", status=503, times=1)
+    server.add_fault("status", r"/v1/invoices/D", status=500, times=1)
+    assert PartnerCenterHook().get_invoice(LEGACY_ID)["id"] == LEGACY_ID
+    assert [e["status"] for e in calls(server, f"/v1/invoices/{LEGACY_ID}")] == [503, 500, 200]
+
+
+def test_retries_are_bounded(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("status", r"/v1/invoices$", status=503, times=10)
+    with pytest.raises(requests.HTTPError, match=r"GET /partnercenter/v1/invoices failed with HTTP 503"):
+        PartnerCenterHook().list_invoices()
+    assert len(calls(server, "/v1/invoices")) == FAST_RETRIES["max_retries"] + 1
+
+
+def test_a_truncated_body_fails_loudly_after_bounded_retries(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("truncate", r"/v1/invoices/D", times=10)
+    with pytest.raises(InvalidProviderData, match=rf"GET /partnercenter/v1/invoices/{LEGACY_ID} returned a body"):
+        PartnerCenterHook().get_invoice(LEGACY_ID)
+    assert len(calls(server, f"/v1/invoices/{LEGACY_ID}")) == FAST_RETRIES["max_retries"] + 1
+
+
+def test_a_truncated_body_once_is_retried(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("truncate", r"/lineitems", times=1)
+    assert len(list(PartnerCenterHook().iter_offset_line_items(LEGACY_ID, "office"))) == 4500
+
+
+def test_a_page_with_fewer_items_than_its_total_count_fails(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("drop_items", r"/lineitems", times=1)
+    with pytest.raises(InvalidProviderData, match=r"returned 1000 items for office line items .* totalCount says 2000"):
+        list(PartnerCenterHook().iter_offset_line_items(LEGACY_ID, "office"))
+
+
+def test_a_broken_continuation_chain_fails(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("break_chain", r"/lineitems/OneTime/BillingLineItems")
+    with pytest.raises(requests.HTTPError, match=r"HTTP 400 .*continuation token is invalid"):
+        list(PartnerCenterHook().iter_onetime_v1(V1_ID))
+
+
+def test_a_manifest_missing_blobs_fails(serve, data_dir):
+    server = serve(data_dir, blob_lines=10)
+    server.add_fault("drop_items", r"/manifests/")
+    with pytest.raises(InvalidProviderData, match=r"announces 3 blobs but lists 1"):
+        list(PartnerCenterHook().iter_billed_reconciliation_v2(V2_ID))
+
+
+def test_a_truncated_blob_fails(serve, data_dir):
+    server = serve(data_dir, blob_lines=10)
+    server.add_fault("truncate", r"part_000002")
+    with pytest.raises(InvalidProviderData, match=r"Blob part_000002.json.gz .* is truncated or corrupt"):
+        list(PartnerCenterHook().iter_billed_reconciliation_v2(V2_ID))
+
+
+def test_a_failed_export_fails(serve, data_dir):
+    serve(data_dir)
+    with pytest.raises(InvalidProviderData, match=r"export of invoice G404 failed: 5000 No data available"):
+        list(PartnerCenterHook().iter_billed_reconciliation_v2("G404"))
+
+
+def test_unknown_invoice_raises_invoice_not_found(serve, data_dir):
+    serve(data_dir)
+    with pytest.raises(InvoiceNotFound) as caught:
+        PartnerCenterHook().get_invoice("G999999999")
+    assert str(caught.value) == "Microsoft Partner Center does not know invoice G999999999."
+
+
+def test_a_declared_set_we_cannot_fetch_is_an_error(serve, data_dir):
+    serve(data_dir)
+    invoice = {"id": "D1", "invoiceDetails": [{"billingProvider": "azure_data_market", "invoiceLineItemType": BILLING}]}
+    with pytest.raises(InvalidProviderData, match="azure_data_market"):
+        list(PartnerCenterHook().iter_line_items(invoice))
+
+
+def test_numbers_sent_as_strings_parse_exactly(serve, tmp_path):
+    rng, start = random.Random(3), date(2025, 1, 1)
+    line = azure_line(rng, "D0000000009", start) | {"postTaxTotal": "1234.5678", "pretaxCharges": "1037.45"}
+    sets = {("azure", BILLING): [line], ("azure", "usage_line_items"): []}
+    write_microsoft_invoice(tmp_path, microsoft_invoice("D0000000009", start, Decimal("1234.5678"), sets), sets)
+    serve(tmp_path)
+    hook = PartnerCenterHook()
+    invoice = hook.get_invoice("D0000000009")
+    header = normalize_header(invoice)
+    (normalised,) = normalize_lines(header, hook.iter_line_items(invoice))
+    assert normalised.amount == Decimal("1234.5678") == header.header_total
+    assert isinstance(invoice["totalCharges"], Decimal)
+
+
+def test_demo_invoices_arrive_complete_with_their_expected_differences(serve, tmp_path):
+    write_demo_data(tmp_path)
+    serve(tmp_path)
+    hook = PartnerCenterHook()
+    invoices = hook.list_invoices()
+    assert {invoice["id"] for invoice in invoices} == set(MICROSOFT_DEMO)
+    for listed in invoices:
+        invoice = hook.get_invoice(listed["id"])
+        header = normalize_header(invoice)
+        lines = list(normalize_lines(header, hook.iter_line_items(invoice)))
+        expected = MICROSOFT_DEMO[header.invoice_id]
+        assert len(lines) == expected.line_count
+        assert header.header_total - detail_total(lines) == expected.difference, header.invoice_id
+
+
+def test_slow_responses_time_out_and_are_retried(serve, data_dir):
+    server = serve(data_dir)
+    hook = PartnerCenterHook()
+    hook.extras["timeout"] = [2, 0.3]
+    server.add_fault("delay", r"/v1/invoices$", delay=0.8)
+    started = time.monotonic()
+    assert len(hook.list_invoices()) == 3
+    assert time.monotonic() - started < 5
+    assert len(calls(server, "/v1/invoices", expect=2)) == 2

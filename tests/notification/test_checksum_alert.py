@@ -1,0 +1,50 @@
+"""The optional immediate checksum alert, through a real SMTP server."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from plugins.notifiers.checksum_alert import ChecksumAlertNotifier
+
+LOG_URL = "http://airflow.local/dags/provider_invoice_sync_microsoft/runs/r1/tasks/checksum_validation?try_number=1"
+
+
+def _failure_context() -> dict:
+    ti = SimpleNamespace(
+        dag_id="provider_invoice_sync_microsoft",
+        task_id="checksum_validation",
+        rendered_map_index="microsoft G000042",
+        run_id="scheduled__2026-11-23",
+        try_number=1,
+        log_url=LOG_URL,
+    )
+    error = AirflowFailException("Checksum error on G000042: header 100 - detail 90 = 10 <late usage>")
+    return {"ti": ti, "exception": error}
+
+
+def test_alert_mails_the_exception_and_log_link(smtp_server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_INVOICE_CHECKSUM_ALERT_RECIPIENTS", json.dumps(["oncall@reseller.example"]))
+
+    ChecksumAlertNotifier()(_failure_context())
+
+    [envelope] = smtp_server.envelopes
+    assert envelope.rcpt_tos == ["oncall@reseller.example"]
+    [message] = smtp_server.messages()
+    assert message["Subject"] == (
+        "[CHECKSUM ERROR] provider_invoice_sync_microsoft / checksum_validation [microsoft G000042]"
+    )
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "header 100 - detail 90 = 10 <late usage>" in text and LOG_URL in text
+    assert "10 &lt;late usage&gt;" in html and f'href="{LOG_URL}"' in html
+
+
+def test_alert_is_off_without_the_variable(smtp_server, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_VAR_INVOICE_CHECKSUM_ALERT_RECIPIENTS", raising=False)
+
+    ChecksumAlertNotifier()(_failure_context())
+
+    assert smtp_server.envelopes == []

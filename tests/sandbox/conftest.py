@@ -1,0 +1,50 @@
+"""A sandbox on the demo data, stopped at teardown, and a client holding Partner Center/Graph tokens."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from include.sandbox import SandboxServer
+from include.sandbox import microsoft as sandbox_microsoft
+from include.sandbox.demo_data import write_demo_data
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    write_demo_data(root)
+    return root
+
+
+@pytest.fixture
+def sandbox(demo_dir):
+    with SandboxServer(demo_dir, export_retry_after=0, blob_lines=1000) as server:
+        yield server
+
+
+@pytest.fixture
+def get_token():
+    """``get_token(server, resource)``: an access token from the sandbox's token endpoint."""
+
+    def fetch(server: SandboxServer, resource: str) -> str:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": sandbox_microsoft.CLIENT_ID,
+            "client_secret": sandbox_microsoft.CLIENT_SECRET,
+            "refresh_token": sandbox_microsoft.REFRESH_TOKEN,
+            "resource": resource,
+        }
+        url = f"{server.url}/login/{sandbox_microsoft.TENANT_ID}/oauth2/token"
+        return requests.post(url, data=form, timeout=5).json()["access_token"]
+
+    return fetch
+
+
+@pytest.fixture
+def pc(sandbox, get_token):
+    """A session authorised for the sandbox's Partner Center API."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {get_token(sandbox, sandbox_microsoft.PARTNER_CENTER)}"
+    yield session
+    session.close()
