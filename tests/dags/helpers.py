@@ -23,5 +23,7 @@ def run_dag(dag_id: str, conf: dict | None = None):
 def task_states(dag_run, task_id: str) -> dict[str, str]:
     """``rendered map index (or task id) -> state`` of one task's instances in ``dag_run``."""
     return {
-        (ti.rendered_map_index or str(ti.map_index)): ti.state for ti in dag_run.get_task_instances() if ti.task_id == task_id
+        (ti.rendered_map_index or str(ti.map_index)): ti.state
+        for ti in dag_run.get_task_instances()
+        if ti.task_id == task_id
     }
