@@ -58,9 +58,12 @@ class FetchInvoiceOperator(InvoiceOperator):
 
         if not str(self.invoice_id or "").strip():
             raise AirflowFailException("invoice_id must not be empty.")
+        from include.settings import load_settings
+
         try:
             spec = self.spec
             override, reason = parse_override(self.override_tolerance, self.override_reason)
+            load_settings(self.provider)  # a bad setting stops the run before anything is downloaded
         except ValueError as err:
             raise AirflowFailException(str(err)) from None
         store = self.store()
