@@ -34,7 +34,8 @@ os.environ.update(
 PG_HOST = os.environ.get("INVOICE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("INVOICE_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("INVOICE_TEST_PG_USER", "postgres")
-PG_DATABASE = "invoice_sync_test"
+PG_DATABASE = f"invoice_sync_test_{os.getpid()}"
+"""One database per test session, so concurrent sessions never drop each other's tables."""
 
 
 @pytest.fixture(scope="session")
@@ -64,10 +65,19 @@ def _postgres_reachable() -> str | None:
         return str(err).strip()
 
 
+def _drop_test_database() -> None:
+    import psycopg
+
+    with psycopg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
-def postgres_available() -> None:
+def postgres_available():
     problem = _postgres_reachable()
     if problem is None:
+        yield
+        _drop_test_database()  # WITH (FORCE) also closes the connections pooled by cached engines
         return
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is required on CI but unreachable: {problem}")

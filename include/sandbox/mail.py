@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import itertools
+import logging
 import socket
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -75,6 +76,7 @@ class MailCatcher:
     def __enter__(self) -> MailCatcher:
         from aiosmtpd.controller import Controller
 
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP verb at INFO
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self

@@ -7,18 +7,19 @@ through Python twice.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Iterable, Iterator
+import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from itertools import islice
 
 from sqlalchemy import BigInteger, and_, cast, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from include.model import MICROS_PER_UNIT, InvoiceHeader, InvoiceLine, from_micros
+from include.model import MICROS_PER_UNIT, InvoiceHeader, InvoiceLine, from_micros, to_micros
 from include.sql.schema import (
     LINE_COLUMNS,
     invoice_sync_attempt,
@@ -27,9 +28,6 @@ from include.sql.schema import (
     provider_invoice_line_staging,
     provider_invoice_note,
 )
-
-STAGE_BATCH = 5_000
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -224,19 +222,36 @@ class InvoiceStore:
 
     # -- staging -------------------------------------------------------------------------------
     def stage_lines(self, stage_id: str, provider: str, invoice_id: str, lines: Iterable[InvoiceLine]) -> int:
-        """Bulk-insert lines for one fetch in batches (executemany), streaming from the iterator."""
+        """Bulk-load lines for one fetch in one transaction, streaming from the iterator.
+
+        PostgreSQL gets ``COPY ... FROM STDIN`` (psycopg's copy on the connection SQLAlchemy holds, so
+        it shares the transaction); SQLite one ``executemany`` fed by a generator. Both bypass the
+        per-row bind processing of SQLAlchemy, so the money conversion of :class:`Money` is done here:
+        the Decimal as is for NUMERIC, exact micros (refusing finer amounts) for SQLite.
+        """
         self.drop_stage(stage_id)
+        table = provider_invoice_line_staging
+        columns = ("stage_id", "provider", "invoice_id", *LINE_COLUMNS)
+        prefix = (stage_id, provider, invoice_id)
         count = 0
-        iterator: Iterator[InvoiceLine] = iter(lines)
         with self.engine.begin() as conn:
-            while batch := list(islice(iterator, STAGE_BATCH)):
-                rows = [
-                    {"stage_id": stage_id, "provider": provider, "invoice_id": invoice_id}
-                    | {col: getattr(line, col) for col in LINE_COLUMNS}
-                    for line in batch
-                ]
-                conn.execute(insert(provider_invoice_line_staging), rows)
-                count += len(rows)
+            dbapi = conn.connection.dbapi_connection
+            if conn.dialect.name == "postgresql":
+                with dbapi.cursor() as cursor:
+                    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                        for line in lines:
+                            copy.write_row(prefix + _line_values(line))
+                            count += 1
+            else:
+                counter = itertools.count(1)
+                rows = (prefix + _sqlite_line_values(line) for line in lines if next(counter))
+                marks = ", ".join("?" * len(columns))
+                cursor = dbapi.cursor()
+                try:
+                    cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
+                finally:
+                    cursor.close()
+                count = next(counter) - 1
         return count
 
     def drop_stage(self, stage_id: str) -> None:
@@ -496,6 +511,26 @@ class InvoiceStore:
                 .order_by(provider_invoice_note.c.id)
             )
             return [dict(r._mapping) for r in rows]
+
+
+_LINE_GETTER = operator.attrgetter(*LINE_COLUMNS)
+_AMOUNT = LINE_COLUMNS.index("amount")
+_DATES = tuple(i for i, col in enumerate(LINE_COLUMNS) if col in ("charge_start_date", "charge_end_date"))
+
+
+def _line_values(line: InvoiceLine) -> tuple:
+    """The line's ``LINE_COLUMNS`` in order, as the driver takes them (NUMERIC gets the Decimal)."""
+    return _LINE_GETTER(line)
+
+
+def _sqlite_line_values(line: InvoiceLine) -> tuple:
+    """Like :func:`_line_values`, with what :class:`Money` and ``Date`` store on SQLite (micros, ISO text)."""
+    values = list(_LINE_GETTER(line))
+    values[_AMOUNT] = to_micros(values[_AMOUNT]) if values[_AMOUNT] is not None else None
+    for index in _DATES:
+        if values[index] is not None:
+            values[index] = values[index].isoformat()
+    return tuple(values)
 
 
 def _author(conn: Connection, key: AttemptKey) -> str | None:

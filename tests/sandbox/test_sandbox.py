@@ -16,7 +16,7 @@ import requests
 
 from include.sandbox import SandboxServer
 from include.sandbox import microsoft as sandbox_microsoft
-from include.sandbox.demo_data import MICROSOFT_DEMO, write_demo_data
+from include.sandbox.demo_data import MICROSOFT_DEMO, SYNNEX_DEMO, write_demo_data
 from include.sandbox.server import loads
 
 PC = "/partnercenter/v1"
@@ -185,7 +185,7 @@ def test_the_server_stops_at_exit(demo_dir):
 
 
 def test_demo_data_is_deterministic_and_matches_its_metadata(tmp_path, demo_dir):
-    assert write_demo_data(tmp_path) == {"microsoft": MICROSOFT_DEMO}
+    assert write_demo_data(tmp_path) == {"microsoft": MICROSOFT_DEMO, "synnex": SYNNEX_DEMO}
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(p.relative_to(demo_dir) for p in demo_dir.rglob("*") if p.is_file())
     assert all((tmp_path / p).read_bytes() == (demo_dir / p).read_bytes() for p in written)

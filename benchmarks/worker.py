@@ -1,0 +1,88 @@
+"""One benchmark step in its own process, the way an Airflow worker runs one task instance.
+
+``python -m benchmarks.worker '<json>'`` runs one of ``fetch``, ``checksum_validation``, ``load``,
+``activate`` (the DAG's operators, ``execute()`` with a minimal context: same hook, normaliser, store
+and GX code as a DAG run) or ``floor`` (:mod:`benchmarks.floor`), and prints one JSON line:
+``{"seconds": ..., "peak_rss": bytes, "result": ...}``. Connections and the settings Variable come
+from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` set by the parent. ``seconds`` is the wall time of
+``execute()`` alone, including what it imports lazily (GX in ``checksum_validation``), as in Airflow.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from types import SimpleNamespace
+
+DAG_ID = "provider_invoice_sync_microsoft"
+PROVIDER = "microsoft"
+
+
+class _TaskInstance:
+    log_url = "benchmark://task-log"
+
+    def xcom_push(self, key: str, value) -> None:  # the Data Docs link; nothing reads it here
+        self.pushed = (key, value)
+
+
+def _context(run_id: str) -> dict:
+    return {
+        "ti": _TaskInstance(),
+        "dag": SimpleNamespace(dag_id=DAG_ID),
+        "run_id": run_id,
+        "dag_run": SimpleNamespace(triggering_user_name="benchmark", run_type="manual"),
+    }
+
+
+def _operator(stage: str, invoice_id: str, upstream):
+    from plugins.operators.activate import ActivateInvoiceOperator
+    from plugins.operators.checksum import ChecksumValidationOperator
+    from plugins.operators.fetch import FetchInvoiceOperator
+    from plugins.operators.load import LoadInvoiceOperator
+
+    common = {"task_id": stage, "provider": PROVIDER, "invoice_id": invoice_id}
+    if stage == "fetch":
+        return FetchInvoiceOperator(**common)
+    if stage == "checksum_validation":
+        return ChecksumValidationOperator(staged=upstream, **common)
+    if stage == "load":
+        return LoadInvoiceOperator(checked=upstream, **common)
+    if stage == "activate":
+        return ActivateInvoiceOperator(**common)
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def run(job: dict) -> dict:
+    stage = job["stage"]
+    if stage == "floor":
+        import sqlite3  # noqa: F401  (imports are not part of the floor's time, as for the operators)
+
+        import psycopg  # noqa: F401
+        import sqlalchemy  # noqa: F401
+
+        import include.sql.schema  # noqa: F401
+        import plugins.hooks.partner_center  # noqa: F401
+        from benchmarks.floor import run_floor
+
+        started = time.perf_counter()
+        result = run_floor(job["invoice_id"], job["db_url"])
+    else:
+        operator = _operator(stage, job["invoice_id"], job.get("upstream"))
+        context = _context(job["run_id"])
+        started = time.perf_counter()
+        result = operator.execute(context)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    return {"seconds": seconds, "peak_rss": peak, "result": result}
+
+
+def main(argv: list[str]) -> int:
+    outcome = run(json.loads(argv[0]))
+    sys.stdout.write("\n" + json.dumps(outcome, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,168 @@
+"""``make demo``: every DAG, run by the real ``airflow dags test`` CLI, on the bundled demo data.
+
+No server is needed: the provider sandbox and a mail catcher run in this process on 127.0.0.1,
+the invoice database is a SQLite file under ``$AIRFLOW_HOME/demo``. The demo checks each invoice
+against the outcome its generator promises and exits 1 if any differs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from include.sandbox import SandboxServer
+from include.sandbox.demo_data import (
+    MICROSOFT_DEMO,
+    SYNNEX_DEMO,
+    SYNNEX_DEMO_HEADER_TAX,
+    SYNNEX_HEADER_TAX_SETTINGS,
+    write_demo_data,
+)
+from include.sandbox.mail import MailCatcher
+
+RECIPIENTS = ["billing@reseller.example"]
+EXPECTED = {"microsoft": MICROSOFT_DEMO, "synnex": SYNNEX_DEMO}
+
+
+class Demo:
+    def __init__(self, home: Path):
+        self.root = home / "demo"
+        shutil.rmtree(self.root, ignore_errors=True)
+        (self.root / "logs").mkdir(parents=True)
+        self.env = {
+            **os.environ,
+            "AIRFLOW_CONN_INVOICE_DB": json.dumps({"conn_type": "sqlite", "host": str(self.root / "invoices.db")}),
+            "AIRFLOW_VAR_INVOICE_NOTIFICATION_RECIPIENTS": json.dumps(RECIPIENTS),
+            "INVOICE_DATA_DOCS_DIR": str(self.root / "data_docs"),
+        }
+        self.problems: list[str] = []
+        self._runs = 0
+
+    def airflow(self, *args: str, settings: dict | None = None) -> None:
+        """One ``airflow`` CLI call; its output goes to a log file (a failing DAG run is expected here)."""
+        self._runs += 1
+        env = dict(self.env)
+        if settings is not None:
+            env["AIRFLOW_VAR_INVOICE_SYNC_SETTINGS"] = json.dumps(settings)
+        log = self.root / "logs" / f"{self._runs:02d}-{args[2] if len(args) > 2 else args[0]}.log"
+        with log.open("w") as out:
+            subprocess.run([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def dag_test(self, dag_id: str, conf: dict | None = None, settings: dict | None = None) -> None:
+        self.airflow("dags", "test", dag_id, *(["--conf", json.dumps(conf)] if conf else []), settings=settings)
+
+    def store(self):
+        os.environ["AIRFLOW_CONN_INVOICE_DB"] = self.env["AIRFLOW_CONN_INVOICE_DB"]
+        from plugins.hooks.invoice_db import InvoiceDbHook
+
+        return InvoiceDbHook().get_store()
+
+    def check(self, provider: str, invoice_id: str, status: str, difference: Decimal | None = None) -> str:
+        invoice = self.store().get_invoice(provider, invoice_id) or {}
+        ok = invoice.get("status") == status and (difference is None or invoice.get("difference") == difference)
+        if not ok:
+            self.problems.append(
+                f"{provider} {invoice_id}: expected {status} / {difference}, got "
+                f"{invoice.get('status')} / {invoice.get('difference')}"
+            )
+        return "ok" if ok else "UNEXPECTED"
+
+
+def _money(value) -> str:
+    return "" if value is None else f"{value:,.4f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.2f}"
+
+
+def print_invoices(demo: Demo, title: str) -> None:
+    print(f"\n{title}")
+    print(f"  {'provider':<10}{'invoice':<14}{'status':<16}{'header':>14}{'detail':>14}{'difference':>12}  check")
+    for provider, expectations in EXPECTED.items():
+        for invoice_id, expected in expectations.items():
+            verdict = demo.check(provider, invoice_id, expected.status, expected.difference)
+            row = demo.store().get_invoice(provider, invoice_id) or {}
+            print(
+                f"  {provider:<10}{invoice_id:<14}{row.get('status', '-'):<16}{_money(row.get('header_total')):>14}"
+                f"{_money(row.get('detail_total')):>14}{_money(row.get('difference')):>12}  {verdict}"
+            )
+
+
+def main() -> int:
+    home = Path(os.environ.get("AIRFLOW_HOME", ".airflow")).resolve()
+    demo = Demo(home)
+    print(f"Provider invoice sync demo (Airflow home {home})")
+    demo.airflow("db", "migrate")
+    write_demo_data(demo.root / "sandbox-data")
+    with SandboxServer(demo.root / "sandbox-data") as sandbox, MailCatcher(demo.root / "mail") as mail:
+        demo.env.update(sandbox.env())
+        demo.env["AIRFLOW_CONN_SMTP_DEFAULT"] = json.dumps(mail.connection())
+        print(f"Provider sandbox on {sandbox.url}, mail catcher on 127.0.0.1:{mail.port}")
+
+        for provider in EXPECTED:
+            demo.dag_test(f"provider_invoice_sync_{provider}")
+        print_invoices(demo, "1. Daily syncs (provider_invoice_sync_microsoft, provider_invoice_sync_synnex):")
+
+        print("\n2. What a billing team does next:")
+        tax_id, tax_expected = next((i, e) for i, e in SYNNEX_DEMO_HEADER_TAX.items() if SYNNEX_DEMO[i] != e)
+        demo.dag_test("provider_invoice_sync_synnex", settings=SYNNEX_HEADER_TAX_SETTINGS)
+        print(
+            f"  - TD SYNNEX tax setting {json.dumps(SYNNEX_HEADER_TAX_SETTINGS)} -> invoice {tax_id}: "
+            f"{demo.check('synnex', tax_id, tax_expected.status, tax_expected.difference)}, now "
+            f"{demo.store().get_invoice('synnex', tax_id)['status']}"
+        )
+        credit_id = next(i for i, e in MICROSOFT_DEMO.items() if e.status == "checksum_error" and e.difference < 0)
+        override = abs(MICROSOFT_DEMO[credit_id].difference)
+        reason = f"Credit note on {credit_id} confirmed in Partner Center"
+        demo.dag_test(
+            "provider_invoice_manual_sync",
+            {
+                "provider": "microsoft",
+                "invoice_id": credit_id,
+                "override_tolerance": float(override),
+                "override_reason": reason,
+            },
+        )
+        invoice = demo.store().get_invoice("microsoft", credit_id)
+        print(
+            f"  - manual sync of {credit_id} with override_tolerance {override} (applied as "
+            f"{invoice['tolerance_applied']:.0f}): {invoice['status']} {demo.check('microsoft', credit_id, 'active')}"
+        )
+        balanced = next(i for i, e in MICROSOFT_DEMO.items() if e.status == "active")
+        demo.dag_test(
+            "provider_invoice_deactivate",
+            {"provider": "microsoft", "invoice_id": balanced, "reason": "Re-download requested by billing"},
+        )
+        after_deactivation = demo.check("microsoft", balanced, "inactive")
+        demo.dag_test("provider_invoice_manual_sync", {"provider": "microsoft", "invoice_id": balanced})
+        lines = demo.store().lines("microsoft", balanced)
+        one_copy = len(lines) == len({line["line_no"] for line in lines}) == MICROSOFT_DEMO[balanced].line_count
+        if not one_copy:
+            demo.problems.append(f"microsoft {balanced}: {len(lines)} lines after re-download")
+        print(
+            f"  - deactivate {balanced} ({after_deactivation}), then manual re-sync: "
+            f"{demo.store().get_invoice('microsoft', balanced)['status']} "
+            f"{demo.check('microsoft', balanced, 'active')}, {len(lines)} lines, one copy each: {one_copy}"
+        )
+
+        demo.dag_test("provider_invoice_daily_notification")
+        print("\n3. Daily notification (provider_invoice_daily_notification):")
+        if mail.messages:
+            print(f"  - to {', '.join(mail.messages[-1].envelope_to)}: {mail.messages[-1].subject}")
+            print(f"  - read it: {sorted((demo.root / 'mail').glob('*.eml'))[-1]}")
+        else:
+            demo.problems.append("no notification mail was delivered")
+
+    print(f"\nGX Data Docs of every validation: {demo.root / 'data_docs' / 'index.html'}")
+    print(f"Invoice database: {demo.root / 'invoices.db'}; Airflow logs of each run: {demo.root / 'logs'}")
+    if demo.problems:
+        print("\nDEMO FAILED:\n  " + "\n  ".join(demo.problems))
+        return 1
+    print("\nEvery invoice ended as its demo data promises.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

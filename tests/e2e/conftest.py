@@ -1,0 +1,51 @@
+"""A real Airflow deployment for the end-to-end test, pointed at the sandbox, the invoice DB and a mail catcher."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.e2e.airflow_processes import AirflowApi, AirflowDeployment, postgres_reachable
+
+RECIPIENTS = ["billing@example.com"]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, add the tail of every component's log to the report."""
+    report = yield
+    deployment = getattr(item, "_airflow_deployment", None)
+    if report.failed and deployment is not None:
+        report.sections.append(("Airflow component logs (tails)", deployment.log_tails(lines=80)))
+    return report
+
+
+@pytest.fixture
+def mail_catcher(monkeypatch):
+    """A real SMTP server on 127.0.0.1 as ``smtp_default``, and the daily mail's recipients."""
+    from include.sandbox.mail import MailCatcher
+
+    with MailCatcher() as catcher:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(catcher.connection()))
+        monkeypatch.setenv("AIRFLOW_VAR_INVOICE_NOTIFICATION_RECIPIENTS", json.dumps(RECIPIENTS))
+        yield catcher
+
+
+@pytest.fixture
+def airflow_deployment(request, tmp_path_factory, invoice_db, provider_connections, mail_catcher):
+    """api-server, scheduler and dag-processor on a fresh Airflow home; the metadata DB on PostgreSQL if reachable.
+
+    The components inherit this process's environment, so the connections the other fixtures set
+    (``AIRFLOW_CONN_INVOICE_DB``, the provider sandbox, ``smtp_default``) reach every task.
+    """
+    home = tmp_path_factory.mktemp("airflow-e2e-home")
+    with AirflowDeployment(home, dict(os.environ), use_postgres=postgres_reachable()) as deployment:
+        request.node._airflow_deployment = deployment
+        yield deployment
+
+
+@pytest.fixture
+def airflow_api(airflow_deployment) -> AirflowApi:
+    return AirflowApi(airflow_deployment)
