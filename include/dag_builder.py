@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import DAG, task_group
 
 from include.providers import get_provider
+from plugins.notifiers.checksum_alert import ChecksumAlertNotifier
 from plugins.operators.activate import ActivateInvoiceOperator
 from plugins.operators.checksum import ChecksumValidationOperator
 from plugins.operators.fetch import FetchInvoiceOperator
@@ -42,6 +43,8 @@ def invoice_pipeline(provider, invoice_id, *, override_tolerance=None, override_
         staged=fetch.output,
         override_tolerance=override_tolerance,
         override_reason=override_reason,
+        # Silent until the invoice_checksum_alert_recipients variable lists someone to mail.
+        on_failure_callback=ChecksumAlertNotifier(),
     )
     load = LoadInvoiceOperator(task_id="load", provider=provider, invoice_id=invoice_id, checked=checksum.output)
     load >> ActivateInvoiceOperator(task_id="activate", provider=provider, invoice_id=invoice_id)

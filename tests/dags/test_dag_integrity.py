@@ -14,6 +14,8 @@ from include.providers import PROVIDERS
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 CONTRACT_DAGS = {
     "provider_invoice_sync_microsoft": "@daily",
+    "provider_invoice_sync_synnex": "@daily",
+    "provider_invoice_daily_notification": "0 7 * * *",
     "provider_invoice_manual_sync": None,
     "provider_invoice_deactivate": None,
 }
@@ -39,8 +41,9 @@ def test_schedule(dagbag, dag_id):
     assert dag.schedule == CONTRACT_DAGS[dag_id]
 
 
-def test_sync_dag_maps_the_pipeline_per_invoice(dagbag):
-    dag = dagbag.dags.get("provider_invoice_sync_microsoft")
+@pytest.mark.parametrize("provider", sorted(PROVIDERS))
+def test_sync_dag_maps_the_pipeline_per_invoice(dagbag, provider):
+    dag = dagbag.dags.get(f"provider_invoice_sync_{provider}")
     for upstream, downstream in zip(["list_invoices", *PIPELINE_TASKS], PIPELINE_TASKS, strict=False):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     from airflow.sdk.definitions.taskgroup import MappedTaskGroup
