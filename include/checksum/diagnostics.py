@@ -184,8 +184,7 @@ def _header_tax(inp: DiagnosisInput, diff: Decimal) -> list[Hint]:
             _matches(tax, diff, inp.tolerance),
             f'The header states tax/levies of {_money(inp, tax)} but {_setting(inp, "tax")} is "lines", '
             f"so no tax is added to the detail total; the tax {_relation(inp, tax, diff)}.",
-            f'Set "tax": "header" for {inp.header.provider} in the {SETTINGS_VARIABLE} variable, '
-            "then re-run the sync.",
+            f'Set "tax": "header" for {inp.header.provider} in the {SETTINGS_VARIABLE} variable, then re-run the sync.',
         )
     ]
 
@@ -207,9 +206,7 @@ def _note_total(group: tuple[Amendment, ...]) -> Decimal:
     return sum((note.total for note in group), Decimal(0))
 
 
-def _best_note_group(
-    notes: tuple[Amendment, ...], diff: Decimal, tolerance: Decimal
-) -> tuple[Amendment, ...]:
+def _best_note_group(notes: tuple[Amendment, ...], diff: Decimal, tolerance: Decimal) -> tuple[Amendment, ...]:
     """The smallest group nearest the difference if it matches; otherwise all notes, as weak evidence."""
     group = min(_note_groups(notes), key=lambda g: abs(abs(_note_total(g)) - abs(diff)))
     return group if _matches(_signed(_note_total(group), diff), diff, tolerance) else notes
@@ -225,9 +222,7 @@ def _amendments(inp: DiagnosisInput, diff: Decimal) -> list[Hint]:
     amount = _signed(total, diff)
     explains = _matches(amount, diff, inp.tolerance)
     cause = "credit_note" if all(_note_cause(a) == "credit_note" for a in group) else "adjustment_note"
-    documents = ", ".join(
-        f"{a.document_id} ({a.document_type}, amends {a.amends_of or 'unknown'})" for a in group
-    )
+    documents = ", ".join(f"{a.document_id} ({a.document_type}, amends {a.amends_of or 'unknown'})" for a in group)
     ids = ", ".join(a.document_id for a in group)
     several = len(group) > 1
     subject = f"Amendments {documents} together total" if several else f"Amendment {documents} totals"
@@ -470,9 +465,7 @@ def _hints_section(inp: DiagnosisInput, hints: list[Hint]) -> list[str]:
     return section
 
 
-def render_report(
-    inp: DiagnosisInput, hints: list[Hint], *, invoice_label: str, data_docs: str | None
-) -> str:
+def render_report(inp: DiagnosisInput, hints: list[Hint], *, invoice_label: str, data_docs: str | None) -> str:
     """Plain fixed-width text for the top of the failed task's log: numbers, causes, next step, Data Docs."""
     report = [_headline(inp, hints, invoice_label), "", *_totals_section(inp), "", *_breakdown_section(inp)]
     if hints:

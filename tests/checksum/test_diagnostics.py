@@ -196,10 +196,7 @@ def test_missing_category_names_the_categories(missing_category):
 
 
 def test_rounding_is_not_claimed_beyond_one_cent_per_line():
-    causes = [
-        h.cause
-        for h in diagnose(make_input("13.53", settings=ProviderSettings(usage_mismatch_tolerance=D(0))))
-    ]
+    causes = [h.cause for h in diagnose(make_input("13.53", settings=ProviderSettings(usage_mismatch_tolerance=D(0))))]
     assert "rounding" not in causes  # 1352 lines allow at most 13.52
 
 
@@ -279,10 +276,7 @@ def test_report_shows_numbers_breakdown_top_hint_and_data_docs(credit_note):
 
 def test_report_marks_declared_categories_without_lines(missing_category):
     report = render_report(missing_category, diagnose(missing_category), invoice_label="X", data_docs=None)
-    assert any(
-        line.split() == ["marketplace", "0", "0.00", "declared,", "no", "lines"]
-        for line in report.splitlines()
-    )
+    assert any(line.split() == ["marketplace", "0", "0.00", "declared,", "no", "lines"] for line in report.splitlines())
     assert "Data Docs: not available" in report
 
 

@@ -27,3 +27,26 @@ def task_states(dag_run, task_id: str) -> dict[str, str]:
         for ti in dag_run.get_task_instances()
         if ti.task_id == task_id
     }
+
+
+def assert_synced(store, dag_run, provider: str, expectations: dict) -> None:
+    """Every invoice of ``expectations`` has the expected status, exact difference, lines and attempt in ``dag_run``."""
+    checksum_states = task_states(dag_run, "checksum_validation")
+    for invoice_id, expected in expectations.items():
+        invoice = store.get_invoice(provider, invoice_id)
+        assert invoice["status"] == expected.status, invoice_id
+        assert invoice["difference"] == expected.difference, invoice_id
+        assert invoice["header_total"] - invoice["detail_total"] == expected.difference
+        loaded = store.lines(provider, invoice_id)
+        attempt = store.attempts(provider, invoice_id)[-1]
+        assert (attempt["dag_id"], attempt["run_id"]) == (dag_run.dag_id, dag_run.run_id)
+        assert attempt["difference"] == expected.difference
+        if expected.status == "active":
+            assert attempt["outcome"] == "activated"
+            assert len(loaded) == expected.line_count == invoice["line_count"]
+            assert checksum_states[f"{provider} {invoice_id}"] == "success"
+        else:
+            assert attempt["outcome"] == "checksum_error"
+            assert loaded == []  # a failed checksum loads nothing
+            assert checksum_states[f"{provider} {invoice_id}"] == "failed"
+            assert "Checksum error" in attempt["message"] and attempt["diagnostics"]

@@ -11,7 +11,7 @@ from include.sandbox.demo_data import (
     SYNNEX_HEADER_TAX_SETTINGS,
     synnex_demo_invoices,
 )
-from tests.dags.helpers import run_dag, task_states
+from tests.dags.helpers import assert_synced, run_dag, task_states
 
 DAG_ID = "provider_invoice_sync_synnex"
 CREDIT_ID = next(
@@ -21,29 +21,6 @@ CREDIT_ID = next(
 )
 """An active demo invoice with customerCredit lines."""
 FAST_RETRIES = {"max_retries": 1, "retry_backoff": 0.01, "max_retry_wait": 1}
-
-
-def assert_synced(store, dag_run, provider: str, expectations: dict) -> None:
-    """Every invoice of ``expectations`` has the expected status, exact difference, lines and attempt in ``dag_run``."""
-    checksum_states = task_states(dag_run, "checksum_validation")
-    for invoice_id, expected in expectations.items():
-        invoice = store.get_invoice(provider, invoice_id)
-        assert invoice["status"] == expected.status, invoice_id
-        assert invoice["difference"] == expected.difference, invoice_id
-        assert invoice["header_total"] - invoice["detail_total"] == expected.difference
-        loaded = store.lines(provider, invoice_id)
-        attempt = store.attempts(provider, invoice_id)[-1]
-        assert (attempt["dag_id"], attempt["run_id"]) == (dag_run.dag_id, dag_run.run_id)
-        assert attempt["difference"] == expected.difference
-        if expected.status == "active":
-            assert attempt["outcome"] == "activated"
-            assert len(loaded) == expected.line_count == invoice["line_count"]
-            assert checksum_states[f"{provider} {invoice_id}"] == "success"
-        else:
-            assert attempt["outcome"] == "checksum_error"
-            assert loaded == []  # a failed checksum loads nothing
-            assert checksum_states[f"{provider} {invoice_id}"] == "failed"
-            assert "Checksum error" in attempt["message"] and attempt["diagnostics"]
 
 
 def test_demo_invoices_sync_end_to_end(airflow_db, invoice_db, provider_connections):

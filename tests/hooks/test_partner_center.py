@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from contextlib import ExitStack
 from datetime import date
 from decimal import Decimal
 
@@ -13,7 +12,6 @@ import requests
 
 from include.model import InvalidProviderData, InvoiceNotFound, detail_total
 from include.providers.microsoft import normalize_header, normalize_lines
-from include.sandbox import SandboxServer
 from include.sandbox.demo_data import (
     MICROSOFT_DEMO,
     azure_line,
@@ -25,24 +23,10 @@ from include.sandbox.demo_data import (
     write_microsoft_invoice,
 )
 from plugins.hooks.partner_center import PartnerCenterHook
+from tests.hooks.helpers import FAST_RETRIES, calls
 
-FAST_RETRIES = {"max_retries": 2, "retry_backoff": 0.01, "max_retry_wait": 2}
 BILLING = "billing_line_items"
 LEGACY_ID, V1_ID, V2_ID = "D0000000001", "G0000000002", "G0000000003"
-
-
-@pytest.fixture
-def serve(monkeypatch):
-    """Start a sandbox on a data dir and point ``partner_center_default`` at it; stops at teardown."""
-    with ExitStack() as stack:
-
-        def start(data_dir, **options) -> SandboxServer:
-            server = stack.enter_context(SandboxServer(data_dir, export_retry_after=0, **options))
-            for name, value in server.env(FAST_RETRIES).items():
-                monkeypatch.setenv(name, value)
-            return server
-
-        yield start
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +43,6 @@ def data_dir(tmp_path_factory):
         sets = {(provider, BILLING): [make(rng, invoice_id, start) for _ in range(count)]}
         write_microsoft_invoice(root, microsoft_invoice(invoice_id, start, sets_total(sets), sets), sets)
     return root
-
-
-def calls(server: SandboxServer, fragment: str, expect: int = 0) -> list[dict]:
-    """Logged requests whose path contains ``fragment``, waiting up to 3 s for ``expect`` of them
-    (a delayed response is logged only when the sandbox finishes it)."""
-    deadline = time.monotonic() + 3
-    while True:
-        found = [entry for entry in server.requests if fragment in entry["path"]]
-        if len(found) >= expect or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 def test_token_is_obtained_once_and_cached_per_resource(serve, data_dir):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from contextlib import ExitStack
 from datetime import date
 
 import pytest
@@ -11,7 +10,6 @@ import requests
 
 from include.model import InvalidProviderData, InvoiceNotFound, detail_total
 from include.providers.synnex import normalize_header, normalize_lines
-from include.sandbox import SandboxServer
 from include.sandbox.demo_data import (
     SYNNEX_DEMO,
     seller_total,
@@ -22,23 +20,9 @@ from include.sandbox.demo_data import (
 )
 from include.sandbox.synnex import ACCOUNT_ID
 from plugins.hooks.streamone_ion import StreamOneIonHook, _checked_page
+from tests.hooks.helpers import FAST_RETRIES, calls
 
-FAST_RETRIES = {"max_retries": 2, "retry_backoff": 0.01, "max_retry_wait": 2}
 LARGE_ID, JANUARY_ID, MARCH_ID = "5000001", "5000002", "5000003"
-
-
-@pytest.fixture
-def serve(monkeypatch):
-    """Start a sandbox on a data dir and point ``streamone_ion_default`` at it; stops at teardown."""
-    with ExitStack() as stack:
-
-        def start(data_dir) -> SandboxServer:
-            server = stack.enter_context(SandboxServer(data_dir))
-            for name, value in server.env(FAST_RETRIES).items():
-                monkeypatch.setenv(name, value)
-            return server
-
-        yield start
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +38,6 @@ def data_dir(tmp_path_factory):
         lines = [synnex_line(rng, invoice_id, start, "usage" if n % 5 else "license") for n in range(count)]
         write_synnex_invoice(root, synnex_invoice(invoice_id, start, seller_total(lines)), lines)
     return root
-
-
-def calls(server: SandboxServer, fragment: str) -> list[dict]:
-    return [entry for entry in server.requests if fragment in entry["path"]]
 
 
 def test_a_wrong_api_secret_is_refused_with_http_401(serve, data_dir):
