@@ -155,7 +155,7 @@ def main() -> int:
         else:
             demo.problems.append("no notification mail was delivered")
 
-    print(f"\nGX Data Docs of every validation: {demo.root / 'data_docs' / 'index.html'}")
+    print(f"\nGX Data Docs, one page per validation: {demo.root / 'data_docs' / 'validations'}")
     print(f"Invoice database: {demo.root / 'invoices.db'}; Airflow logs of each run: {demo.root / 'logs'}")
     if demo.problems:
         print("\nDEMO FAILED:\n  " + "\n  ".join(demo.problems))

@@ -13,9 +13,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+import great_expectations as gx  # noqa: E402  (only task code imports this module)
+from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
+from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder  # noqa: E402
+
 SUITES_DIR = Path(__file__).parent / "suites"
 DATA_DOCS_SITE = "invoice_checksums"
 _EXACT_LIMIT = 2**53
+
+
+class KeepPagesSiteIndexBuilder(DefaultSiteIndexBuilder):
+    """GX's default index builder deletes every page its (ephemeral) context has no result for, which
+    would delete the pages of all earlier validations; this one keeps them."""
+
+    def build(self, skip_and_clean_missing=True, build_index=True):
+        return super().build(skip_and_clean_missing=False, build_index=build_index)
 
 
 @dataclass(frozen=True)
@@ -54,12 +70,6 @@ def validate_lines(
     """Validate ``frame`` (columns ``line_no``, ``category``, ``currency_code``, ``amount_micros``)."""
     if abs(header_total_micros) + tolerance_micros >= _EXACT_LIMIT:
         raise ValueError("The header total is too large for an exact checksum bound (over 9 billion units).")
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
     docs_dir = docs_dir or data_docs_root()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -68,7 +78,7 @@ def validate_lines(
         site_config={
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "site_index_builder": {"class_name": "KeepPagesSiteIndexBuilder", "module_name": __name__},
         },
     )
     suite = context.suites.add(gx.ExpectationSuite(**load_suite_definition(suite_file)))

@@ -75,3 +75,10 @@ def test_foreign_currency_and_duplicate_lines_fail_the_suite(tmp_path):
         "expect_column_values_to_be_in_set",
         "expect_column_values_to_be_unique",
     }
+
+
+def test_each_validation_keeps_its_data_docs_page(tmp_path):
+    pages = [Path(_validate(_frame(), HEADER_TOTAL, Decimal(0), tmp_path).data_docs_page[7:]) for _ in range(3)]
+
+    assert len(set(pages)) == 3
+    assert all(page.is_file() for page in pages)  # earlier pages survive later site builds
