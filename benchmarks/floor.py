@@ -73,6 +73,9 @@ def _rows(invoice_id: str, lines: Iterator[dict], totals: list) -> Iterator[tupl
     totals[:] = [total, line_no]
 
 
+_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
 def download(invoice_id: str) -> Iterator[dict]:
     """Every exported line of the invoice, blob by blob, streamed and parsed exactly."""
     from plugins.hooks.partner_center import PartnerCenterHook
@@ -86,7 +89,7 @@ def download(invoice_id: str) -> Iterator[dict]:
                 response.raise_for_status()
                 with gzip.GzipFile(fileobj=response.raw) as unzipped:
                     for text in io.TextIOWrapper(unzipped, encoding="utf-8"):
-                        yield json.loads(text, parse_float=Decimal)
+                        yield _DECODER.decode(text)
 
 
 def run_floor(invoice_id: str, db_url: str) -> dict:

@@ -74,8 +74,24 @@ def run(job: dict) -> dict:
         started = time.perf_counter()
         result = operator.execute(context)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-    return {"seconds": seconds, "peak_rss": peak, "result": result}
+    return {"seconds": seconds, "peak_rss": peak_rss(), "result": result}
+
+
+def peak_rss() -> int:
+    """Peak resident set of this process in bytes.
+
+    ``VmHWM`` belongs to the address space this process got at ``exec``; ``ru_maxrss`` would also
+    count the parent's pages the child had between fork and exec (the parent holds the sandbox).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for row in status:
+                if row.startswith("VmHWM:"):
+                    return int(row.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def main(argv: list[str]) -> int:

@@ -74,7 +74,11 @@ class Demo:
 
 
 def _money(value) -> str:
-    return "" if value is None else f"{value:,.4f}".rstrip("0").rstrip(".") if value % 1 else f"{value:,.2f}"
+    """Every digit the database holds, and at least cents."""
+    if value is None:
+        return ""
+    places = max(2, -value.normalize().as_tuple().exponent)
+    return f"{value:,.{places}f}"
 
 
 def print_invoices(demo: Demo, title: str) -> None:

@@ -12,9 +12,11 @@ header's ``totalCharges``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import NamedTuple
 
 from include.model import (
@@ -35,6 +37,10 @@ class Family(NamedTuple):
     """None: decided per line by :func:`_one_time_category`."""
     declares: str
     """The category an ``invoiceDetails`` entry of this billing provider declares."""
+
+    @property
+    def amount_lookup(self) -> str:
+        return _AMOUNT_LOOKUPS[self.amount_key]
 
 
 FAMILIES = {
@@ -150,21 +156,73 @@ def _is_microsoft(publisher: str | None) -> bool:
     return publisher is None or publisher.strip().lower().startswith("microsoft")
 
 
-def _one_time_category(line: dict) -> str:
+_AMOUNT_LOOKUPS = {family.amount_key: f"amount:{family.amount_key}" for family in FAMILIES.values()}
+_LOOKUPS = {
+    **LINE_FIELDS,
+    "currency": CURRENCY_KEYS,
+    **{f"extra:{name}": (key,) for name, key in EXTRA_FIELDS.items()},
+    **{lookup: (key.lower(),) for key, lookup in _AMOUNT_LOOKUPS.items()},
+    "reservation_order": ("reservationorderid",),
+    "publisher": ("publishername",),
+    "credit_reason": ("creditreasoncode",),
+    "charge_kind": ("chargetype",),
+    "meter": ("meterdescription", "meterid"),
+    "subscription_description": ("subscriptiondescription",),
+    "term": ("termandbillingcycle",),
+}
+"""Every lookup a line needs, as lower-case provider keys (first present wins)."""
+_EXTRA_LOOKUPS = tuple((name, f"extra:{name}") for name in EXTRA_FIELDS)
+
+
+@functools.lru_cache(maxsize=256)
+def _key_plan(keys: tuple) -> tuple[tuple[tuple[str, tuple], ...], object]:
+    """``((lookup name, the line's own keys for it), ...)`` for the lookups this key set can answer,
+    and the line's key of each amount lookup.
+
+    Computed once per distinct key set (pages and blobs repeat theirs). Keys match case-insensitively;
+    when a line has two spellings of one key the later one wins, as in a lower-cased copy of the line.
+    """
+    original = {str(key).lower(): key for key in keys}
+    plan = ((name, tuple(original[k] for k in wanted if k in original)) for name, wanted in _LOOKUPS.items())
+    found = tuple((name, keys) for name, keys in plan if keys)
+    amounts = set(_AMOUNT_LOOKUPS.values())
+    return tuple((n, k) for n, k in found if n not in amounts), {n: k[0] for n, k in found if n in amounts}
+
+
+def _texts(raw: dict, plan: tuple[tuple[str, tuple], ...]) -> dict[str, str]:
+    """Lookup name -> the first non-blank value among its keys, as text (absent lookups are left out)."""
+    texts = {}
+    for name, keys in plan:
+        for key in keys:
+            value = raw.get(key)
+            if value is not None and value != "":
+                texts[name] = value if type(value) is str else str(value)  # noqa: E721
+                break
+    return texts
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_date(value: str):
+    return parse_date(value)
+
+
+def _date(value: str | None):
+    """:func:`parse_date`, remembered per string: a blob repeats a handful of charge dates."""
+    return None if value is None else _cached_date(value)
+
+
+def _one_time_category(texts: dict[str, str]) -> str:
     """Category of a new-commerce line; the order matters (an RI credit is an RI, a third-party credit
     is marketplace)."""
-    if _text(line, "reservationorderid"):
+    if texts.get("reservation_order"):
         return "reserved_instance"
-    if not _is_microsoft(_text(line, "publishername")):
+    if not _is_microsoft(texts.get("publisher")):
         return "marketplace"
-    if _text(line, "creditreasoncode") or (_text(line, "chargetype") or "").lower() == "customercredit":
+    if texts.get("credit_reason") or texts.get("charge_kind", "").lower() == "customercredit":
         return "credit"
-    if (
-        _text(line, "meterdescription", "meterid")
-        or "azure plan" in (_text(line, "subscriptiondescription") or "").lower()
-    ):
+    if texts.get("meter") or "azure plan" in texts.get("subscription_description", "").lower():
         return "usage"
-    if "commitment" in (_text(line, "termandbillingcycle") or "").lower():
+    if "commitment" in texts.get("term", "").lower():
         return "licence"
     return "one_time"
 
@@ -174,21 +232,29 @@ def normalize_line(header: InvoiceHeader, line_no: int, source: str, raw: dict) 
     family = FAMILIES.get(source.split("/", 1)[0].lower())
     if family is None:
         raise InvalidProviderData(f"Line {line_no} of invoice {header.invoice_id} comes from unknown {source!r}.")
-    line = {str(key).lower(): value for key, value in raw.items()}
-    fields = {name: _text(line, *keys) for name, keys in LINE_FIELDS.items()}
+    plan, amount_keys = _key_plan(tuple(raw))
+    texts = _texts(raw, plan)
+    amount_key = amount_keys.get(family.amount_lookup)
+    amount = raw.get(amount_key) if amount_key is not None else None
+    if type(amount) is not Decimal or not amount.is_finite():  # noqa: E721  (exactly what the JSON parser makes)
+        amount = parse_money(amount, field_name=f"{family.amount_key} of line {line_no} of invoice {header.invoice_id}")
+    get = texts.get
     return InvoiceLine(
         line_no=line_no,
-        category=family.category or _one_time_category(line),
-        amount=parse_money(
-            line.get(family.amount_key.lower()),
-            field_name=f"{family.amount_key} of line {line_no} of invoice {header.invoice_id}",
-        ),
-        currency_code=_text(line, *CURRENCY_KEYS) or header.currency_code,
-        charge_start_date=parse_date(fields.pop("charge_start_date")),
-        charge_end_date=parse_date(fields.pop("charge_end_date")),
+        category=family.category or _one_time_category(texts),
+        amount=amount,
+        currency_code=get("currency") or header.currency_code,
+        customer_id=get("customer_id"),
+        customer_name=get("customer_name"),
+        subscription_id=get("subscription_id"),
+        product_id=get("product_id"),
+        sku_id=get("sku_id"),
+        charge_type=get("charge_type"),
+        charge_start_date=_date(get("charge_start_date")),
+        charge_end_date=_date(get("charge_end_date")),
+        description=get("description"),
         source=source,
-        extra={name: value for name, key in EXTRA_FIELDS.items() if (value := _text(line, key)) is not None},
-        **fields,
+        extra={name: texts[lookup] for name, lookup in _EXTRA_LOOKUPS if lookup in texts},
     )
 
 

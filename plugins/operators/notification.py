@@ -93,5 +93,7 @@ def first_window_start(context: Context, end: datetime) -> datetime:
 
     Cron schedules (``CronTriggerTimetable``) give runs an empty interval, hence the 24 hours.
     """
-    start = context.get("data_interval_start")
-    return start if start is not None and start < end else end - timedelta(hours=24)
+    start, interval_end = context.get("data_interval_start"), context.get("data_interval_end")
+    return (
+        start if start is not None and interval_end is not None and start < interval_end else end - timedelta(hours=24)
+    )

@@ -18,7 +18,20 @@ TASK_ID = "send_status_mail"
 
 
 def _run(dag, *, run_id="manual__test", data_interval_start=None):
-    return dag.get_task(TASK_ID).execute({"run_id": run_id, "data_interval_start": data_interval_start})
+    interval_end = NOW if data_interval_start else None
+    return dag.get_task(TASK_ID).execute(
+        {"run_id": run_id, "data_interval_start": data_interval_start, "data_interval_end": interval_end}
+    )
+
+
+def test_first_window_covers_the_data_interval_or_the_last_24_hours():
+    from plugins.operators.notification import first_window_start
+
+    day_before = NOW - timedelta(days=1)
+    assert first_window_start({"data_interval_start": day_before, "data_interval_end": NOW}, NOW) == day_before
+    # A cron-triggered (or `airflow dags test`) run has an empty interval right before "now".
+    empty = {"data_interval_start": NOW - timedelta(seconds=5), "data_interval_end": NOW - timedelta(seconds=5)}
+    assert first_window_start(empty, NOW) == NOW - timedelta(hours=24)
 
 
 def _bodies(message) -> tuple[str, str]:

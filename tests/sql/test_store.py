@@ -111,3 +111,11 @@ def test_active_invoice_is_never_overwritten(invoice_db):
     with pytest.raises(InvoiceStateError, match="is active; deactivate it"):
         invoice_db.load_from_stage(again, _header(), "run-2", totals=_totals())
     assert invoice_db.get_invoice(PROVIDER, INVOICE)["status"] == "active"
+
+
+def test_amounts_finer_than_six_places_are_refused_not_rounded(invoice_db):
+    from include.model import InvalidProviderData
+
+    with pytest.raises(InvalidProviderData, match="more than 6 decimal places"):
+        invoice_db.stage_lines("s1", PROVIDER, INVOICE, _lines([Decimal("0.1234567")]))
+    assert invoice_db.staged_summary("s1").line_count == 0
