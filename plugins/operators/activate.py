@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from plugins.operators.base import InvoiceOperator
+from plugins.operators.base import InvoiceOperator, OutcomeRecorded
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -21,22 +21,22 @@ class ActivateInvoiceOperator(InvoiceOperator):
 
         store = self.store()
         key = self.attempt_key(context)
-        invoice = store.get_invoice(self.provider, self.invoice_id)
-        try:
-            settings = load_settings(self.provider)
-        except InvalidSettings as err:
-            store.block_activation(key, str(err))
-            raise AirflowFailException(str(err)) from None
-        if invoice and not settings.currency_is_active(invoice["currency_code"]):
-            message = (
-                f"Invoice {self.invoice_id} is in {invoice['currency_code']}, which is not an active currency "
-                f"for {self.spec.display_name} (active: {', '.join(settings.active_currencies or ())}); "
-                "add it to active_currencies in the invoice_sync_settings variable, then re-run the sync."
-            )
-            store.block_activation(key, message)
-            raise AirflowFailException(message)
-        try:
-            store.activate(key)
-        except InvoiceStateError as err:
-            raise AirflowFailException(str(err)) from None
+        with self.failures_recorded(context, store):
+            try:
+                settings = load_settings(self.provider)
+            except InvalidSettings as err:
+                raise AirflowFailException(str(err)) from None
+            invoice = store.get_invoice(self.provider, self.invoice_id)
+            if invoice and not settings.currency_is_active(invoice["currency_code"]):
+                message = (
+                    f"Invoice {self.invoice_id} is in {invoice['currency_code']}, which is not an active currency "
+                    f"for {self.spec.display_name} (active: {', '.join(settings.active_currencies or ())}); "
+                    "add it to active_currencies in the invoice_sync_settings variable, then re-run the sync."
+                )
+                store.block_activation(key, message)
+                raise OutcomeRecorded(message)
+            try:
+                store.activate(key)
+            except InvoiceStateError as err:
+                raise AirflowFailException(str(err)) from None
         self.log.info("Invoice %s of %s is active", self.invoice_id, self.spec.display_name)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from include.providers import ProviderSpec, get_provider
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from include.model import InvoiceHeader
     from include.sql.store import AttemptKey, InvoiceStore
+
+
+class OutcomeRecorded(AirflowFailException):
+    """The task failed and has already written its outcome (e.g. ``checksum_error``); fail without retry."""
 
 
 class InvoiceOperator(BaseOperator):
@@ -41,6 +48,20 @@ class InvoiceOperator(BaseOperator):
         from include.sql.store import AttemptKey
 
         return AttemptKey(self.provider, self.invoice_id, context["dag"].dag_id, context["run_id"])
+
+    @contextmanager
+    def failures_recorded(
+        self, context: Context, store: InvoiceStore, header: InvoiceHeader | None = None
+    ) -> Iterator[None]:
+        """Any other failure inside the block marks the attempt (and a non-active invoice) ``failed``."""
+        try:
+            yield
+        except OutcomeRecorded:
+            raise
+        except Exception as err:
+            message = str(err) if isinstance(err, AirflowFailException) else f"{type(err).__name__}: {err}"
+            store.record_failure(self.attempt_key(context), header, message, context["ti"].log_url)
+            raise
 
 
 def triggered_by(context: Context) -> str:

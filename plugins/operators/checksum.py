@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from plugins.operators.base import InvoiceOperator
+from plugins.operators.base import InvoiceOperator, OutcomeRecorded
 from plugins.operators.fetch import parse_override
 from plugins.operators.links import GXDataDocsLink
 
@@ -39,6 +39,14 @@ class ChecksumValidationOperator(InvoiceOperator):
         self.override_reason = override_reason
 
     def execute(self, context: Context) -> dict:
+        from include.model import InvoiceHeader
+
+        header = InvoiceHeader.from_xcom(self.staged["header"])
+        store = self.store()
+        with self.failures_recorded(context, store, header):
+            return self._validate(context, store, header)
+
+    def _validate(self, context: Context, store, header) -> dict:
         from include.checksum.diagnostics import (
             DiagnosisInput,
             SiblingInvoice,
@@ -48,18 +56,15 @@ class ChecksumValidationOperator(InvoiceOperator):
         )
         from include.checksum.tolerance import effective_tolerance
         from include.checksum.validation import validate_lines
-        from include.model import InvoiceHeader, from_micros, to_micros
+        from include.model import from_micros, to_micros
         from include.settings import InvalidSettings, load_settings
 
         spec = self.spec
-        header = InvoiceHeader.from_xcom(self.staged["header"])
         stage_id = self.staged["stage_id"]
-        store = self.store()
         key = self.attempt_key(context)
         try:
             settings = load_settings(self.provider)
         except InvalidSettings as err:
-            store.record_failure(key, header, str(err), context["ti"].log_url)
             raise AirflowFailException(str(err)) from None
         override, reason = parse_override(self.override_tolerance, self.override_reason)
         tolerance = effective_tolerance(settings, override)
@@ -141,7 +146,7 @@ class ChecksumValidationOperator(InvoiceOperator):
                 note=note,
                 task_url=context["ti"].log_url,
             )
-            raise AirflowFailException(message)
+            raise OutcomeRecorded(message)
 
         store.record_checksum_pass(key, totals=totals, diagnostics=report_json(diagnosis, hints), note=note)
         self.log.info(

@@ -29,11 +29,12 @@ class LoadInvoiceOperator(InvoiceOperator):
 
         header = InvoiceHeader.from_xcom(self.checked["header"])
         totals = {k: Decimal(v) for k, v in self.checked["totals"].items()}
-        try:
-            loaded = self.store().load_from_stage(
-                self.attempt_key(context), header, self.checked["stage_id"], totals=totals
-            )
-        except InvoiceStateError as err:
-            raise AirflowFailException(str(err)) from None
+        store = self.store()
+        with self.failures_recorded(context, store, header):
+            key = self.attempt_key(context)
+            try:
+                loaded = store.load_from_stage(key, header, self.checked["stage_id"], totals=totals)
+            except InvoiceStateError as err:
+                raise AirflowFailException(str(err)) from None
         self.log.info("Loaded %d lines of invoice %s", loaded, self.invoice_id)
         return {"line_count": loaded, "totals": self.checked["totals"]}

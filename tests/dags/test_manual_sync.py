@@ -156,3 +156,20 @@ def test_deactivate_then_resync_keeps_one_copy_of_each_line(airflow_db, invoice_
 
 def test_manual_dag_runs_the_contract_tasks():
     assert set(load_dag(MANUAL).task_dict) == {"fetch", "checksum_validation", "load", "activate"}
+
+
+def test_a_crash_during_load_is_recorded_and_loads_nothing(airflow_db, invoice_db, provider_connections, monkeypatch):
+    from include.sql.store import InvoiceStore
+
+    def crash(self, *args, **kwargs):
+        raise ConnectionError("database went away mid-load")
+
+    monkeypatch.setattr(InvoiceStore, "load_from_stage", crash)
+    dag_run = _manual(BALANCED)
+
+    assert (_states(dag_run)["checksum_validation"], _states(dag_run)["load"]) == ("success", "failed")
+    invoice = invoice_db.get_invoice("microsoft", BALANCED)
+    assert invoice["status"] == "failed" and "database went away mid-load" in invoice["status_message"]
+    assert invoice_db.lines("microsoft", BALANCED) == []
+    [attempt] = invoice_db.attempts("microsoft", BALANCED)
+    assert attempt["outcome"] == "failed" and attempt["message"] == "ConnectionError: database went away mid-load"
