@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from itertools import combinations
@@ -83,6 +83,8 @@ class DiagnosisInput:
     settings: ProviderSettings
     provider_display_name: str
     sibling_invoices: Sequence[SiblingInvoice] = ()
+    unreported_categories: Mapping[str, str] = field(default_factory=dict)
+    """Category -> why this provider leaves it out of its line data without declaring it."""
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,24 @@ def _missing_categories(inp: DiagnosisInput, diff: Decimal) -> list[Hint]:
     ]
 
 
+def _unreported_categories(inp: DiagnosisInput, diff: Decimal) -> list[Hint]:
+    """Charges a provider is known to bill without reporting their lines: only ever a positive gap."""
+    if diff <= 0:
+        return []
+    return [
+        Hint(
+            "missing_category",
+            diff,
+            True,
+            f"{why}; this invoice has no {category} lines and its header is {_money(inp, diff)} above the detail.",
+            f"Check the {category} charges on the {inp.provider_display_name} invoice; if they total "
+            f"{_money(inp, diff)}, {_override(inp, diff, f'{category} charges not in the line data')}.",
+        )
+        for category, why in inp.unreported_categories.items()
+        if not inp.line_counts.get(category)
+    ]
+
+
 def _rounding(inp: DiagnosisInput, diff: Decimal) -> list[Hint]:
     """Line-level truncation to the cent: n lines can drift by up to n cents."""
     lines = sum(inp.line_counts.values())
@@ -385,6 +405,7 @@ _CHECKS = (
     _foreign_currency_lines,
     _split_invoices,
     _missing_categories,
+    _unreported_categories,
     _rounding,
     _late_lines,
     _inactive_currency,

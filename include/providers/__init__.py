@@ -8,7 +8,8 @@ named by dotted path and imported only when a task runs, so DAG files stay fast 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -25,6 +26,8 @@ class ProviderSpec:
     ``normalize_lines(header, raw_lines) -> Iterator[InvoiceLine]``."""
     suite_file: str
     """File name under ``include/checksum/suites``."""
+    unreported_categories: Mapping[str, str] = field(default_factory=dict)
+    """Category -> why the provider bills it without reporting its lines (a known cause of differences)."""
 
     def get_hook(self) -> Any:
         module_name, _, class_name = self.hook_path.rpartition(".")
@@ -52,6 +55,9 @@ PROVIDERS: dict[str, ProviderSpec] = {
             conn_id="streamone_ion_default",
             normaliser_path="include.providers.synnex",
             suite_file="synnex.json",
+            unreported_categories={
+                "marketplace": "TD SYNNEX does not report Azure Marketplace fees in its platform data (KB 44002357719)"
+            },
         ),
     )
 }

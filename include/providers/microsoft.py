@@ -15,7 +15,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+import operator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -161,44 +162,88 @@ _LOOKUPS = {
     **LINE_FIELDS,
     "currency": CURRENCY_KEYS,
     **{f"extra:{name}": (key,) for name, key in EXTRA_FIELDS.items()},
-    **{lookup: (key.lower(),) for key, lookup in _AMOUNT_LOOKUPS.items()},
-    "reservation_order": ("reservationorderid",),
-    "publisher": ("publishername",),
-    "credit_reason": ("creditreasoncode",),
-    "charge_kind": ("chargetype",),
     "meter": ("meterdescription", "meterid"),
     "subscription_description": ("subscriptiondescription",),
     "term": ("termandbillingcycle",),
 }
-"""Every lookup a line needs, as lower-case provider keys (first present wins)."""
-_EXTRA_LOOKUPS = tuple((name, f"extra:{name}") for name in EXTRA_FIELDS)
+"""Every text lookup a line needs, as lower-case provider keys (first present wins). The category rules
+also read ``reservationorderid``, ``publishername``, ``creditreasoncode`` and ``chargetype``, which are
+the ``extra:`` and ``charge_type`` lookups already."""
+_NAMES = (
+    *("customer_id", "customer_name", "subscription_id", "product_id", "sku_id", "charge_type"),
+    *("charge_start_date", "charge_end_date", "description", "currency"),
+    *(f"extra:{name}" for name in EXTRA_FIELDS),
+    *("meter", "subscription_description", "term"),
+)
+"""The order :func:`normalize_line` unpacks the lookups in."""
+if sorted(_NAMES) != sorted(_LOOKUPS):
+    raise RuntimeError("_NAMES must list every lookup of _LOOKUPS exactly once")
+_EXTRA_NAMES = tuple(EXTRA_FIELDS)
+_ABSENT = -1
+"""Index of the trailing ``None`` every line's text list gets: where a lookup with no key in the line reads."""
+
+
+class _Reader(NamedTuple):
+    """How to read every lookup of one key set; built once per distinct key set by :func:`_reader`."""
+
+    values: Callable[[dict], tuple]
+    """The line's values of every key some lookup reads, in one C call."""
+    first: Callable[[list], tuple]
+    """From the texts of those values: each lookup's first key's text, in ``_NAMES`` order."""
+    fallbacks: tuple[tuple[int, tuple[int, ...]], ...]
+    """``(position in _NAMES, indices of its further keys)`` for lookups with more than one key here."""
+    amounts: dict[str, object]
+    """Amount lookup -> the line's key for it."""
+
+
+def _tuple_getter(keys: tuple) -> Callable:
+    """``operator.itemgetter`` that always returns a tuple (itemgetter of one key returns the value)."""
+    if not keys:
+        return lambda _: ()
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda item: (item[key],)
+    return operator.itemgetter(*keys)
 
 
 @functools.lru_cache(maxsize=256)
-def _key_plan(keys: tuple) -> tuple[tuple[tuple[str, tuple], ...], object]:
-    """``((lookup name, the line's own keys for it), ...)`` for the lookups this key set can answer,
-    and the line's key of each amount lookup.
+def _reader(keys: tuple) -> _Reader:
+    """The :class:`_Reader` of a key set (pages and blobs repeat theirs, so this runs a few times per invoice).
 
-    Computed once per distinct key set (pages and blobs repeat theirs). Keys match case-insensitively;
-    when a line has two spellings of one key the later one wins, as in a lower-cased copy of the line.
+    Keys match case-insensitively; when a line has two spellings of one key the later one wins, as in a
+    lower-cased copy of the line. ``keys`` are all of the line's keys, so every key read is present.
     """
     original = {str(key).lower(): key for key in keys}
-    plan = ((name, tuple(original[k] for k in wanted if k in original)) for name, wanted in _LOOKUPS.items())
-    found = tuple((name, keys) for name, keys in plan if keys)
-    amounts = set(_AMOUNT_LOOKUPS.values())
-    return tuple((n, k) for n, k in found if n not in amounts), {n: k[0] for n, k in found if n in amounts}
+    read: dict = {}  # the line's key -> its index in the values tuple
+    per_lookup = []
+    for name in _NAMES:
+        present = [original[k] for k in _LOOKUPS[name] if k in original]
+        per_lookup.append(tuple(read.setdefault(key, len(read)) for key in present))
+    return _Reader(
+        values=_tuple_getter(tuple(read)),
+        first=_tuple_getter(tuple(indices[0] if indices else _ABSENT for indices in per_lookup)),
+        fallbacks=tuple((pos, indices[1:]) for pos, indices in enumerate(per_lookup) if len(indices) > 1),
+        amounts={lookup: original[key.lower()] for key, lookup in _AMOUNT_LOOKUPS.items() if key.lower() in original},
+    )
 
 
-def _texts(raw: dict, plan: tuple[tuple[str, tuple], ...]) -> dict[str, str]:
-    """Lookup name -> the first non-blank value among its keys, as text (absent lookups are left out)."""
-    texts = {}
-    for name, keys in plan:
-        for key in keys:
-            value = raw.get(key)
-            if value is not None and value != "":
-                texts[name] = value if type(value) is str else str(value)  # noqa: E721
-                break
-    return texts
+def _texts(raw: dict, reader: _Reader) -> list:
+    """Each lookup's first non-blank value as text, ``None`` where there is none, in ``_NAMES`` order."""
+    # JSON gives str, int, Decimal, bool, list, dict or None; only None and "" are blank, and the text of
+    # any other value is non-empty, so "first non-blank" is the first text that is not None.
+    texts = [
+        None if value is None or value == "" else value if value.__class__ is str else str(value)
+        for value in reader.values(raw)
+    ]
+    texts.append(None)  # _ABSENT
+    found = list(reader.first(texts))
+    for pos, further in reader.fallbacks:
+        if found[pos] is None:
+            for index in further:
+                if texts[index] is not None:
+                    found[pos] = texts[index]
+                    break
+    return found
 
 
 @functools.lru_cache(maxsize=4096)
@@ -211,50 +256,86 @@ def _date(value: str | None):
     return None if value is None else _cached_date(value)
 
 
-def _one_time_category(texts: dict[str, str]) -> str:
-    """Category of a new-commerce line; the order matters (an RI credit is an RI, a third-party credit
-    is marketplace)."""
-    if texts.get("reservation_order"):
+def _category(
+    reservation_order: str | None,
+    publisher: str | None,
+    credit_reason: str | None,
+    charge_type: str | None,
+    meter: str | None,
+    subscription_description: str | None,
+    term: str | None,
+) -> str:
+    """Category of a new-commerce line from its non-blank texts (None: absent or blank); the order matters
+    (an RI credit is an RI, a third-party credit is marketplace)."""
+    if reservation_order:
         return "reserved_instance"
-    if not _is_microsoft(texts.get("publisher")):
+    if not _is_microsoft(publisher):
         return "marketplace"
-    if texts.get("credit_reason") or texts.get("charge_kind", "").lower() == "customercredit":
+    if credit_reason or (charge_type or "").lower() == "customercredit":
         return "credit"
-    if texts.get("meter") or "azure plan" in texts.get("subscription_description", "").lower():
+    if meter or "azure plan" in (subscription_description or "").lower():
         return "usage"
-    if "commitment" in texts.get("term", "").lower():
+    if "commitment" in (term or "").lower():
         return "licence"
     return "one_time"
 
 
+@functools.lru_cache(maxsize=64)
+def _family(source: str) -> Family | None:
+    return FAMILIES.get(source.split("/", 1)[0].lower())
+
+
 def normalize_line(header: InvoiceHeader, line_no: int, source: str, raw: dict) -> InvoiceLine:
     """One raw line as an :class:`InvoiceLine`; a missing or non-numeric amount is refused."""
-    family = FAMILIES.get(source.split("/", 1)[0].lower())
+    family = _family(source)
     if family is None:
         raise InvalidProviderData(f"Line {line_no} of invoice {header.invoice_id} comes from unknown {source!r}.")
-    plan, amount_keys = _key_plan(tuple(raw))
-    texts = _texts(raw, plan)
-    amount_key = amount_keys.get(family.amount_lookup)
+    reader = _reader(tuple(raw))
+    (
+        customer_id,
+        customer_name,
+        subscription_id,
+        product_id,
+        sku_id,
+        charge_type,
+        charge_start_date,
+        charge_end_date,
+        description,
+        currency,
+        order_id,
+        reference_id,
+        reservation_order_id,
+        credit_reason_code,
+        publisher_name,
+        quantity,
+        unit_price,
+        meter,
+        subscription_description,
+        term,
+    ) = found = _texts(raw, reader)
+    amount_key = reader.amounts.get(family.amount_lookup)
     amount = raw.get(amount_key) if amount_key is not None else None
     if type(amount) is not Decimal or not amount.is_finite():  # noqa: E721  (exactly what the JSON parser makes)
         amount = parse_money(amount, field_name=f"{family.amount_key} of line {line_no} of invoice {header.invoice_id}")
-    get = texts.get
     return InvoiceLine(
-        line_no=line_no,
-        category=family.category or _one_time_category(texts),
-        amount=amount,
-        currency_code=get("currency") or header.currency_code,
-        customer_id=get("customer_id"),
-        customer_name=get("customer_name"),
-        subscription_id=get("subscription_id"),
-        product_id=get("product_id"),
-        sku_id=get("sku_id"),
-        charge_type=get("charge_type"),
-        charge_start_date=_date(get("charge_start_date")),
-        charge_end_date=_date(get("charge_end_date")),
-        description=get("description"),
-        source=source,
-        extra={name: texts[lookup] for name, lookup in _EXTRA_LOOKUPS if lookup in texts},
+        line_no,
+        family.category
+        or _category(
+            reservation_order_id, publisher_name, credit_reason_code, charge_type, meter, subscription_description, term
+        ),
+        amount,
+        currency or header.currency_code,
+        customer_id,
+        customer_name,
+        subscription_id,
+        product_id,
+        sku_id,
+        charge_type,
+        None if charge_start_date is None else _cached_date(charge_start_date),
+        None if charge_end_date is None else _cached_date(charge_end_date),
+        description,
+        source,
+        {name: text for name, text in zip(_EXTRA_NAMES, found[10:17], strict=True) if text is not None},
     )
 
 

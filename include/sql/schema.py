@@ -188,3 +188,24 @@ invoice_notification = Table(
 def create_schema(engine: Engine) -> None:
     """Create every table and index that does not exist yet (idempotent)."""
     metadata.create_all(engine, checkfirst=True)
+    if engine.dialect.name == "postgresql":
+        _unlogged_staging(engine)
+
+
+def _unlogged_staging(engine: Engine) -> None:
+    """Make the staging table UNLOGGED on PostgreSQL (idempotent).
+
+    Staged rows are transient: written by ``fetch``, read by the checksum, moved and deleted by the load.
+    Writing them to the WAL as well (once by the COPY, again by the delete) is most of what staging costs
+    the database. An unlogged table skips the WAL; after a crash PostgreSQL empties it, which only means
+    an interrupted run has to fetch again (the checksum finds no lines and nothing is loaded), and it is
+    not replicated, which nothing needs. The invoice tables themselves stay logged. The ALTER runs only
+    while the table is still logged, so a task never takes its exclusive lock once this is done.
+    """
+    with engine.begin() as conn:
+        persistence = conn.exec_driver_sql(
+            "SELECT relpersistence FROM pg_class WHERE oid = to_regclass(%(name)s)",
+            {"name": provider_invoice_line_staging.name},
+        ).scalar()
+        if persistence == "p":
+            conn.exec_driver_sql(f"ALTER TABLE {provider_invoice_line_staging.name} SET UNLOGGED")

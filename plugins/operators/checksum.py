@@ -114,6 +114,7 @@ class ChecksumValidationOperator(InvoiceOperator):
             settings=settings,
             provider_display_name=spec.display_name,
             sibling_invoices=[SiblingInvoice(**row) for row in store.sibling_invoices(header)],
+            unreported_categories=spec.unreported_categories,
         )
         hints = diagnose(diagnosis)
         note = _override_note(override, tolerance, reason)

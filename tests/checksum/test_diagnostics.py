@@ -287,3 +287,22 @@ def test_report_json_is_json_safe_and_exact(adjustment_note):
     assert data["breakdown"]["usage"] == {"amount": "100.00", "lines": 1000}
     assert data["hints"][0]["cause"] == "adjustment_note" and data["hints"][0]["amount"] == "132.67"
     assert data["override_suggestion"] == 133
+
+
+def test_categories_a_provider_never_reports_explain_a_positive_gap():
+    from dataclasses import replace
+
+    from include.providers import PROVIDERS
+
+    synnex = PROVIDERS["synnex"]
+    inp = replace(
+        make_input("80.38", declared_categories=()),
+        provider_display_name=synnex.display_name,
+        unreported_categories=synnex.unreported_categories,
+    )
+    top = diagnose(inp)[0]
+    assert (top.cause, top.amount, top.explains) == ("missing_category", D("80.38"), True)
+    assert "Azure Marketplace fees" in top.evidence and "no marketplace lines" in top.evidence
+    assert "override_tolerance=81" in top.action
+    negative = replace(inp, header=replace(inp.header, header_total=BASE_DETAIL - D("80.38")))
+    assert "missing_category" not in [h.cause for h in diagnose(negative)]  # unreported fees only add
