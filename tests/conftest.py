@@ -138,4 +138,5 @@ def provider_connections(demo_sandbox, monkeypatch):
     for name, value in demo_sandbox.env().items():
         monkeypatch.setenv(name, value)
     demo_sandbox.clear_faults()
+    demo_sandbox.clear_requests()  # each test reads only its own requests from the log
     return demo_sandbox

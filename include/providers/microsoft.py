@@ -248,12 +248,8 @@ def _texts(raw: dict, reader: _Reader) -> list:
 
 @functools.lru_cache(maxsize=4096)
 def _cached_date(value: str):
-    return parse_date(value)
-
-
-def _date(value: str | None):
     """:func:`parse_date`, remembered per string: a blob repeats a handful of charge dates."""
-    return None if value is None else _cached_date(value)
+    return parse_date(value)
 
 
 def _category(

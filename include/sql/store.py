@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, and_, cast, delete, func, insert, select, type_coerce, update
+from sqlalchemy import BigInteger, and_, case, cast, delete, func, insert, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -262,26 +262,37 @@ class InvoiceStore:
             )
 
     def staged_summary(self, stage_id: str) -> StagedSummary:
+        """Counts and exact micros sums per category and per currency, and the last usage charge end.
+
+        One scan of the staged lines grouped by (category, currency); the totals per category and per
+        currency are then added up from those groups as integers, so they are exactly what a query
+        grouped by either column alone returns.
+        """
         t = provider_invoice_line_staging
         micros = self._micros(t.c.amount)
+        usage_end = func.max(case((t.c.category == "usage", t.c.charge_end_date)))
         with self.engine.connect() as conn:
-            by_category = conn.execute(
-                select(t.c.category, func.count(), func.sum(micros))
+            groups = conn.execute(
+                select(t.c.category, t.c.currency_code, func.count(), func.sum(micros), usage_end)
                 .where(t.c.stage_id == stage_id)
-                .group_by(t.c.category)
+                .group_by(t.c.category, t.c.currency_code)
             ).all()
-            by_currency = conn.execute(
-                select(t.c.currency_code, func.sum(micros)).where(t.c.stage_id == stage_id).group_by(t.c.currency_code)
-            ).all()
-            last_usage = conn.execute(
-                select(func.max(t.c.charge_end_date)).where(t.c.stage_id == stage_id, t.c.category == "usage")
-            ).scalar()
+        by_category: dict[str, list[int]] = {}
+        by_currency: dict[str, int] = {}
+        usage_ends = []
+        for category, currency, count, total, last_usage in groups:
+            counted = by_category.setdefault(category, [0, 0])
+            counted[0] += count
+            counted[1] += int(total)
+            by_currency[currency] = by_currency.get(currency, 0) + int(total)
+            if last_usage is not None:
+                usage_ends.append(last_usage if not isinstance(last_usage, str) else date.fromisoformat(last_usage))
         return StagedSummary(
-            line_count=sum(count for _, count, _ in by_category),
-            breakdown={cat: from_micros(total) for cat, _, total in by_category},
-            line_counts={cat: count for cat, count, _ in by_category},
-            currency_totals={cur: from_micros(total) for cur, total in by_currency},
-            usage_last_charge_end=last_usage if not isinstance(last_usage, str) else date.fromisoformat(last_usage),
+            line_count=sum(count for count, _ in by_category.values()),
+            breakdown={cat: from_micros(total) for cat, (_, total) in by_category.items()},
+            line_counts={cat: count for cat, (count, _) in by_category.items()},
+            currency_totals={cur: from_micros(total) for cur, total in by_currency.items()},
+            usage_last_charge_end=max(usage_ends, default=None),
         )
 
     def staged_amounts_frame(self, stage_id: str):
@@ -393,13 +404,21 @@ class InvoiceStore:
                 )
             conn.execute(delete(line).where(same_invoice))
             columns = ("provider", "invoice_id", *LINE_COLUMNS)
-            conn.execute(
+            # Every line of the invoice was deleted just above, in this transaction, and only this invoice's
+            # staged lines are inserted: the rows inserted are exactly the invoice's lines now (a count
+            # query would re-read a million index entries to say the same).
+            loaded = conn.execute(
                 insert(line).from_select(
                     columns,
-                    select(*(stage.c[c] for c in columns)).where(stage.c.stage_id == stage_id),
+                    select(*(stage.c[c] for c in columns)).where(
+                        stage.c.stage_id == stage_id,
+                        stage.c.provider == key.provider,
+                        stage.c.invoice_id == key.invoice_id,
+                    ),
                 )
-            )
-            loaded = conn.execute(select(func.count()).where(same_invoice)).scalar()
+            ).rowcount
+            if loaded is None or loaded < 0:  # a driver that does not report it: count instead
+                loaded = conn.execute(select(func.count()).where(same_invoice)).scalar()
             self._write_invoice(
                 conn,
                 header,
@@ -546,25 +565,31 @@ def _copy_frame(conn: Connection, query):
 
 
 def _chunked_frame(conn: Connection, query):
-    """``query`` through the driver cursor, ``_FRAME_CHUNK`` rows at a time, column-wise into a typed frame."""
+    """``query`` through the driver cursor, ``_FRAME_CHUNK`` rows at a time, into a typed frame.
+
+    Each chunk of row tuples becomes a NumPy record array in one C-level conversion (int64 columns
+    as int64, text columns as objects), instead of being transposed in Python.
+    """
     import numpy as np
     import pandas as pd
 
+    record = np.dtype([(name, "int64" if dtype == "int64" else object) for name, dtype in _FRAME_COLUMNS.items()])
     compiled = query.compile(dialect=conn.dialect)
     params = compiled.construct_params()
     cursor = conn.connection.dbapi_connection.cursor()
-    columns: list[list] = [[] for _ in _FRAME_COLUMNS]
+    chunks = []
     try:
         cursor.execute(str(compiled), [params[name] for name in compiled.positiontup])
         while rows := cursor.fetchmany(_FRAME_CHUNK):
-            for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-                column.extend(values)
+            chunks.append(np.array(rows, dtype=record))
     finally:
         cursor.close()
+    records = np.concatenate(chunks) if chunks else np.empty(0, dtype=record)
+    del chunks
     return pd.DataFrame(
         {
-            name: np.array(values, dtype=dtype) if dtype == "int64" else pd.array(values, dtype=dtype)
-            for (name, dtype), values in zip(_FRAME_COLUMNS.items(), columns, strict=True)
+            name: np.ascontiguousarray(records[name]) if dtype == "int64" else pd.array(records[name], dtype=dtype)
+            for name, dtype in _FRAME_COLUMNS.items()
         }
     )
 

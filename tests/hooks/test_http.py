@@ -57,3 +57,21 @@ def test_connection_errors_are_retried_and_reported_without_the_query_string(mon
         hook.request("GET", hook.url("/container/blob.json.gz?sv=1&sig=SECRET"))
     assert "GET /container/blob.json.gz failed" in str(caught.value)
     assert "SECRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": 1.10}', '{"a": 1.10}  \n', '  {"a": 1.10}', '[1.5, "x"]\r\n', '"only a string"', "12.5", "-0.0"],
+)
+def test_exact_parse_agrees_with_the_json_module(text):
+    import json
+
+    assert loads_exact(text) == json.loads(text, parse_float=Decimal)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1} {"b": 2}', '{"a": 1', "", "   ", '{"a": 1}x'])
+def test_exact_parse_refuses_what_the_json_module_refuses(text):
+    import json
+
+    with pytest.raises(json.JSONDecodeError):
+        loads_exact(text)
