@@ -140,3 +140,10 @@ def provider_connections(demo_sandbox, monkeypatch):
     demo_sandbox.clear_faults()
     demo_sandbox.clear_requests()  # each test reads only its own requests from the log
     return demo_sandbox
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The throw-away Airflow home goes with the session."""
+    import shutil
+
+    shutil.rmtree(_HOME, ignore_errors=True)
