@@ -15,6 +15,7 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+from include.notification.render import money
 from include.sandbox import SandboxServer
 from include.sandbox.demo_data import (
     MICROSOFT_DEMO,
@@ -73,14 +74,6 @@ class Demo:
         return "ok" if ok else "UNEXPECTED"
 
 
-def _money(value) -> str:
-    """Every digit the database holds, and at least cents."""
-    if value is None:
-        return ""
-    places = max(2, -value.normalize().as_tuple().exponent)
-    return f"{value:,.{places}f}"
-
-
 def print_invoices(demo: Demo, title: str) -> None:
     print(f"\n{title}")
     print(f"  {'provider':<10}{'invoice':<14}{'status':<16}{'header':>14}{'detail':>14}{'difference':>12}  check")
@@ -89,8 +82,8 @@ def print_invoices(demo: Demo, title: str) -> None:
             verdict = demo.check(provider, invoice_id, expected.status, expected.difference)
             row = demo.store().get_invoice(provider, invoice_id) or {}
             print(
-                f"  {provider:<10}{invoice_id:<14}{row.get('status', '-'):<16}{_money(row.get('header_total')):>14}"
-                f"{_money(row.get('detail_total')):>14}{_money(row.get('difference')):>12}  {verdict}"
+                f"  {provider:<10}{invoice_id:<14}{row.get('status', '-'):<16}{money(row.get('header_total')):>14}"
+                f"{money(row.get('detail_total')):>14}{money(row.get('difference')):>12}  {verdict}"
             )
 
 

@@ -80,9 +80,7 @@ class InvoiceStore:
     def get_invoice(self, provider: str, invoice_id: str) -> dict | None:
         with self.engine.connect() as conn:
             row = conn.execute(
-                select(provider_invoice).where(
-                    provider_invoice.c.provider == provider, provider_invoice.c.invoice_id == invoice_id
-                )
+                select(provider_invoice).where(_of_invoice(provider_invoice, provider, invoice_id))
             ).first()
         return dict(row._mapping) if row else None
 
@@ -130,10 +128,15 @@ class InvoiceStore:
 
     def _current_status(self, conn: Connection, provider: str, invoice_id: str) -> str | None:
         return conn.execute(
-            select(provider_invoice.c.status).where(
-                provider_invoice.c.provider == provider, provider_invoice.c.invoice_id == invoice_id
-            )
+            select(provider_invoice.c.status).where(_of_invoice(provider_invoice, provider, invoice_id))
         ).scalar()
+
+    def _update_invoice(self, conn: Connection, key: AttemptKey, **values) -> None:
+        """Set columns of the invoice an attempt is about; ``updated_at`` is now unless given."""
+        values.setdefault("updated_at", utcnow())
+        conn.execute(
+            update(provider_invoice).where(_of_invoice(provider_invoice, key.provider, key.invoice_id)).values(**values)
+        )
 
     # -- attempts ------------------------------------------------------------------------------
     def start_attempt(
@@ -174,13 +177,9 @@ class InvoiceStore:
     def _finish_attempt(self, conn: Connection, key: AttemptKey, outcome: str, *, final: bool = True, **fields):
         conn.execute(
             update(invoice_sync_attempt)
-            .where(*(getattr(invoice_sync_attempt.c, k) == v for k, v in vars(key).items()))
+            .where(_of_attempt(key))
             .values(outcome=outcome, finished_at=utcnow() if final else None, **fields)
         )
-
-    def update_attempt(self, key: AttemptKey, outcome: str, *, final: bool = False, **fields) -> None:
-        with self.engine.begin() as conn:
-            self._finish_attempt(conn, key, outcome, final=final, **fields)
 
     def attempts(self, provider: str, invoice_id: str) -> list[dict]:
         """Every attempt on one invoice, oldest first: the audit trail."""
@@ -190,15 +189,6 @@ class InvoiceStore:
                 select(t).where(t.c.provider == provider, t.c.invoice_id == invoice_id).order_by(t.c.id)
             )
             return [dict(r._mapping) for r in rows]
-
-    def get_attempt(self, key: AttemptKey) -> dict | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(invoice_sync_attempt).where(
-                    *(getattr(invoice_sync_attempt.c, k) == v for k, v in vars(key).items())
-                )
-            ).first()
-        return dict(row._mapping) if row else None
 
     def record_failure(
         self, key: AttemptKey, header: InvoiceHeader | None, message: str, task_url: str | None = None
@@ -212,14 +202,7 @@ class InvoiceStore:
             if header is not None:
                 self._write_invoice(conn, header, status="failed", status_message=message)
             elif status is not None:
-                conn.execute(
-                    update(provider_invoice)
-                    .where(
-                        provider_invoice.c.provider == key.provider,
-                        provider_invoice.c.invoice_id == key.invoice_id,
-                    )
-                    .values(status="failed", status_message=message, updated_at=utcnow())
-                )
+                self._update_invoice(conn, key, status="failed", status_message=message)
 
     # -- staging -------------------------------------------------------------------------------
     def stage_lines(self, stage_id: str, provider: str, invoice_id: str, lines: Iterable[InvoiceLine]) -> int:
@@ -360,14 +343,7 @@ class InvoiceStore:
         """The invoice stays loaded but inactive; the reason is kept on the invoice and the attempt."""
         with self.engine.begin() as conn:
             self._finish_attempt(conn, key, "activation_blocked", message=message)
-            conn.execute(
-                update(provider_invoice)
-                .where(
-                    provider_invoice.c.provider == key.provider,
-                    provider_invoice.c.invoice_id == key.invoice_id,
-                )
-                .values(status_message=message, updated_at=utcnow())
-            )
+            self._update_invoice(conn, key, status_message=message)
 
     def sibling_invoices(self, header: InvoiceHeader) -> list[dict]:
         """Other invoices of the same provider, billing period and currency (charges may be split)."""
@@ -389,7 +365,7 @@ class InvoiceStore:
     def load_from_stage(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, *, totals: dict) -> int:
         """Replace the invoice's lines with the staged ones and write its header, in one transaction."""
         line, stage = provider_invoice_line, provider_invoice_line_staging
-        same_invoice = and_(line.c.provider == key.provider, line.c.invoice_id == key.invoice_id)
+        same_invoice = _of_invoice(line, key.provider, key.invoice_id)
         with self.engine.begin() as conn:
             if self._current_status(conn, key.provider, key.invoice_id) == "active":
                 raise InvoiceStateError(
@@ -412,8 +388,7 @@ class InvoiceStore:
                     columns,
                     select(*(stage.c[c] for c in columns)).where(
                         stage.c.stage_id == stage_id,
-                        stage.c.provider == key.provider,
-                        stage.c.invoice_id == key.invoice_id,
+                        _of_invoice(stage, key.provider, key.invoice_id),
                     ),
                 )
             ).rowcount
@@ -438,9 +413,7 @@ class InvoiceStore:
             result = conn.execute(
                 update(provider_invoice)
                 .where(
-                    provider_invoice.c.provider == key.provider,
-                    provider_invoice.c.invoice_id == key.invoice_id,
-                    provider_invoice.c.status == "inactive",
+                    _of_invoice(provider_invoice, key.provider, key.invoice_id), provider_invoice.c.status == "inactive"
                 )
                 .values(status="active", activated_at=now, updated_at=now, status_message=None)
             )
@@ -464,11 +437,7 @@ class InvoiceStore:
                 )
             blocking = conn.execute(
                 select(line.c.line_no, line.c.customer_invoice_ref)
-                .where(
-                    line.c.provider == key.provider,
-                    line.c.invoice_id == key.invoice_id,
-                    line.c.customer_invoice_ref.is_not(None),
-                )
+                .where(_of_invoice(line, key.provider, key.invoice_id), line.c.customer_invoice_ref.is_not(None))
                 .order_by(line.c.line_no)
             ).all()
             if blocking:
@@ -481,18 +450,13 @@ class InvoiceStore:
                     f"already invoiced to customers: {shown}{more}. Unlink them from the customer invoices first."
                 )
             now = utcnow()
-            conn.execute(
-                update(provider_invoice)
-                .where(
-                    provider_invoice.c.provider == key.provider,
-                    provider_invoice.c.invoice_id == key.invoice_id,
-                )
-                .values(
-                    status="inactive",
-                    deactivated_at=now,
-                    updated_at=now,
-                    status_message=f"Deactivated: {reason}",
-                )
+            self._update_invoice(
+                conn,
+                key,
+                status="inactive",
+                deactivated_at=now,
+                updated_at=now,
+                status_message=f"Deactivated: {reason}",
             )
             self.add_note(key.provider, key.invoice_id, f"Deactivated: {reason}", author, conn=conn)
             self._upsert(
@@ -625,13 +589,19 @@ def _sqlite_line_values(line: InvoiceLine) -> tuple:
     return tuple(values)
 
 
+def _of_invoice(table, provider: str, invoice_id: str):
+    """The rows of one provider invoice in ``table`` (every table here carries provider and invoice_id)."""
+    return and_(table.c.provider == provider, table.c.invoice_id == invoice_id)
+
+
+def _of_attempt(key: AttemptKey):
+    """The attempt row of ``key`` (one per DAG run and invoice)."""
+    return and_(*(invoice_sync_attempt.c[k] == v for k, v in vars(key).items()))
+
+
 def _author(conn: Connection, key: AttemptKey) -> str | None:
     """Notes are signed by whoever triggered the attempt they come from."""
-    return conn.execute(
-        select(invoice_sync_attempt.c.triggered_by).where(
-            *(getattr(invoice_sync_attempt.c, k) == v for k, v in vars(key).items())
-        )
-    ).scalar()
+    return conn.execute(select(invoice_sync_attempt.c.triggered_by).where(_of_attempt(key))).scalar()
 
 
 def _attempt_totals(totals: dict) -> dict:
