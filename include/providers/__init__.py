@@ -23,7 +23,7 @@ class ProviderSpec:
     conn_id: str
     normaliser_path: str
     """Module with ``normalize_header(raw) -> InvoiceHeader`` and
-    ``normalize_lines(header, raw_lines) -> Iterator[InvoiceLine]``."""
+    ``normalize_lines(header, raw_lines, first_line_no=1) -> Iterator[InvoiceLine]``."""
     suite_file: str
     """File name under ``include/checksum/suites``."""
     unreported_categories: Mapping[str, str] = field(default_factory=dict)

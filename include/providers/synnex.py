@@ -131,7 +131,9 @@ def normalize_line(header: InvoiceHeader, line_no: int, source: str, raw: dict) 
     )
 
 
-def normalize_lines(header: InvoiceHeader, raw_lines: Iterable[tuple[str, dict]]) -> Iterator[InvoiceLine]:
-    """Canonical lines numbered from 1 in the order the hook yields them."""
-    for line_no, (source, raw) in enumerate(raw_lines, start=1):
+def normalize_lines(
+    header: InvoiceHeader, raw_lines: Iterable[tuple[str, dict]], first_line_no: int = 1
+) -> Iterator[InvoiceLine]:
+    """Canonical lines numbered from ``first_line_no`` (a later batch of the invoice) in the order given."""
+    for line_no, (source, raw) in enumerate(raw_lines, start=first_line_no):
         yield normalize_line(header, line_no, source, raw)

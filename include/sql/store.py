@@ -206,14 +206,18 @@ class InvoiceStore:
 
     # -- staging -------------------------------------------------------------------------------
     def stage_lines(self, stage_id: str, provider: str, invoice_id: str, lines: Iterable[InvoiceLine]) -> int:
-        """Bulk-load lines for one fetch in one transaction, streaming from the iterator.
+        """Replace what ``stage_id`` holds (a retried fetch's rows) with ``lines``, streamed in one transaction."""
+        self.drop_stage(stage_id)
+        return self.append_to_stage(stage_id, provider, invoice_id, lines)
+
+    def append_to_stage(self, stage_id: str, provider: str, invoice_id: str, lines: Iterable[InvoiceLine]) -> int:
+        """Bulk-load ``lines`` into ``stage_id`` in one transaction, streaming from the iterator.
 
         PostgreSQL gets ``COPY ... FROM STDIN`` (psycopg's copy on the connection SQLAlchemy holds, so
         it shares the transaction); SQLite one ``executemany`` fed by a generator. Both bypass the
         per-row bind processing of SQLAlchemy, so the money conversion of :class:`Money` is done here:
         the Decimal as is for NUMERIC, exact micros (refusing finer amounts) for SQLite.
         """
-        self.drop_stage(stage_id)
         table = provider_invoice_line_staging
         columns = ("stage_id", "provider", "invoice_id", *LINE_COLUMNS)
         prefix = (stage_id, provider, invoice_id)

@@ -18,12 +18,10 @@ headers carry tokens.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from typing import Any, NamedTuple
@@ -34,6 +32,7 @@ from airflow.sdk import BaseHook
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
+from include.exact_json import LineBatch, loads_exact
 from include.model import InvalidProviderData
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -75,35 +74,6 @@ def parse_retry_after(value: str | None) -> float | None:
             when = when.replace(tzinfo=UTC)
         seconds = (when - datetime.now(UTC)).total_seconds()
     return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-_EXACT_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
-"""One decoder for every call: ``json.loads`` with options builds a new one (and its scanner) each time,
-which is measurable when a million export lines are parsed one by one."""
-
-
-_SCAN = _EXACT_DECODER.scan_once
-_WHITESPACE = json.decoder.WHITESPACE.match
-
-
-def loads_exact(text: str | bytes) -> Any:
-    """JSON with every non-integer number as ``Decimal``; NaN/Infinity are refused, money must be finite."""
-    if not isinstance(text, str):
-        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
-    # What JSONDecoder.decode does, without its two Python-level calls per document when the text starts
-    # with the value (an export line): scan the value at 0, then only whitespace may follow. Anything
-    # else (leading whitespace, no value, extra data) goes through decode, which accepts or raises as usual.
-    try:
-        value, end = _SCAN(text, 0)
-    except StopIteration:
-        return _EXACT_DECODER.decode(text)
-    if end == len(text) or _WHITESPACE(text, end).end() == len(text):
-        return value
-    return _EXACT_DECODER.decode(text)
 
 
 def url_path(url: str) -> str:
@@ -207,6 +177,15 @@ class ProviderHttpHook(BaseHook):
 
     def get_json(self, url: str, **kwargs: Any) -> Any:
         return self.request_json("GET", url, **kwargs).data
+
+    def iter_line_batches(self, invoice: dict) -> Iterator[LineBatch] | None:
+        """The invoice's lines as unparsed JSON-lines batches, or ``None`` when they do not arrive that way.
+
+        A provider whose invoices come as JSON-lines files overrides this, and a large invoice is then
+        parsed and staged by several processes (:mod:`include.staging`); otherwise every line comes
+        from ``iter_line_items``, in this process.
+        """
+        return None
 
     def _send(self, method: str, url: str, ok: Collection[int], stream: bool, kwargs: dict) -> requests.Response:
         self.log.debug("%s %s", method, url_path(url))

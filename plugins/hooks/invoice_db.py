@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
 from airflow.sdk import BaseHook
-from sqlalchemy import URL, event
+from sqlalchemy import URL
 from sqlalchemy.engine import Engine, make_url
 
-from include.sql.schema import create_schema
+from include.sql.engine import engine_for
 from include.sql.store import InvoiceStore
 
 
@@ -59,27 +58,3 @@ class InvoiceDbHook(BaseHook):
 
     def get_store(self) -> InvoiceStore:
         return InvoiceStore(self.get_engine())
-
-
-@functools.cache
-def engine_for(url: str) -> Engine:
-    """One engine per URL and process, with the schema created (idempotently) on first use."""
-    from sqlalchemy import create_engine
-
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"timeout": 60})
-        event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(parsed, pool_pre_ping=True)
-    create_schema(engine)
-    return engine
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets parallel mapped tasks read while one writes; the busy timeout makes writers queue."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
-    cursor.close()

@@ -27,8 +27,9 @@ from typing import Any
 import requests
 from urllib3.exceptions import HTTPError
 
+from include.exact_json import LineBatch, corrupt
 from include.model import InvalidProviderData, InvoiceNotFound, parse_date
-from plugins.hooks.http import ProviderHttpHook, loads_exact, parse_retry_after
+from plugins.hooks.http import ProviderHttpHook, parse_retry_after
 
 PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -45,6 +46,11 @@ PAGE_SIZE = 2000
 OFFSET_PAGED = {"office", "azure"}
 CONTINUATION_PAGED = {"one_time": ("onetime", "OneTime"), "marketplace": ("marketplace", "Marketplace")}
 """Declared billingProvider -> its (query, path) spelling in v1 URLs; Microsoft refuses ``one_time``."""
+EXPORT_SOURCE = "one_time/billing_line_items"
+"""The normaliser's source of every v2 export line (one-time and marketplace lines alike)."""
+BATCH_LINES = 10_000
+"""Lines of a blob per :class:`LineBatch`: small enough to keep a few in flight between processes,
+large enough that handing one over costs little next to parsing it."""
 
 
 class PartnerCenterHook(ProviderHttpHook):
@@ -136,15 +142,12 @@ class PartnerCenterHook(ProviderHttpHook):
         start = parse_date(invoice.get("billingPeriodStartDate") or invoice.get("invoiceDate"))
         return start is not None and start >= self.v2_export_from
 
-    def iter_line_items(self, invoice: dict) -> Iterator[tuple[str, dict]]:
-        """``(source, raw_line)`` for every money-carrying line set the invoice declares.
+    def _line_sets(self, invoice: dict) -> tuple[list[str], list[str], bool]:
+        """Billing providers of the invoice's line sets: ``(offset paged, continuation paged, v2 export)``.
 
-        ``usage_line_items`` are skipped on purpose: legacy Azure usage records carry quantities
-        only, and daily-rated one-time usage is already rolled up into the one-time billing lines,
-        so neither adds to ``totalCharges``. A declared billing set we cannot fetch is an error, not
-        a silent gap.
+        The last is whether the continuation-paged sets come from the v2 export instead. A declared
+        billing set we cannot fetch is an error, not a silent gap.
         """
-        invoice_id = invoice["id"]
         declared = [
             str(detail.get("billingProvider", "")).lower()
             for detail in invoice.get("invoiceDetails") or ()
@@ -153,23 +156,39 @@ class PartnerCenterHook(ProviderHttpHook):
         unknown = sorted(set(declared) - OFFSET_PAGED - set(CONTINUATION_PAGED))
         if unknown:
             raise InvalidProviderData(
-                f"Invoice {invoice_id} declares billing line items from {', '.join(unknown)}, "
+                f"Invoice {invoice['id']} declares billing line items from {', '.join(unknown)}, "
                 "which this importer cannot fetch."
             )
-        for provider in dict.fromkeys(declared):
-            if provider in OFFSET_PAGED:
-                source = f"{provider}/billing_line_items"
-                yield from ((source, line) for line in self.iter_offset_line_items(invoice_id, provider))
-        modern = [p for p in dict.fromkeys(declared) if p in CONTINUATION_PAGED]
-        if modern and self.uses_v2_export(invoice):
-            # One export holds all one-time and marketplace lines of the invoice.
-            yield from (
-                ("one_time/billing_line_items", line) for line in self.iter_billed_reconciliation_v2(invoice_id)
-            )
-        else:
-            for provider in modern:
-                source = f"{provider}/billing_line_items"
-                yield from ((source, line) for line in self.iter_onetime_v1(invoice_id, provider))
+        declared = list(dict.fromkeys(declared))
+        modern = [p for p in declared if p in CONTINUATION_PAGED]
+        return [p for p in declared if p in OFFSET_PAGED], modern, bool(modern) and self.uses_v2_export(invoice)
+
+    def iter_line_items(self, invoice: dict) -> Iterator[tuple[str, dict]]:
+        """``(source, raw_line)`` for every money-carrying line set the invoice declares.
+
+        ``usage_line_items`` are skipped on purpose: legacy Azure usage records carry quantities
+        only, and daily-rated one-time usage is already rolled up into the one-time billing lines,
+        so neither adds to ``totalCharges``.
+        """
+        invoice_id = invoice["id"]
+        offset_paged, modern, v2_export = self._line_sets(invoice)
+        for provider in offset_paged:
+            source = f"{provider}/billing_line_items"
+            yield from ((source, line) for line in self.iter_offset_line_items(invoice_id, provider))
+        if v2_export:
+            for batch in self.iter_export_batches(invoice_id):
+                yield from batch.items()
+            return
+        for provider in modern:
+            source = f"{provider}/billing_line_items"
+            yield from ((source, line) for line in self.iter_onetime_v1(invoice_id, provider))
+
+    def iter_line_batches(self, invoice: dict) -> Iterator[LineBatch] | None:
+        """The export's batches when every line of the invoice comes from the v2 export (see the base class)."""
+        offset_paged, _, v2_export = self._line_sets(invoice)
+        if offset_paged or not v2_export:
+            return None
+        return self.iter_export_batches(invoice["id"])
 
     def iter_offset_line_items(self, invoice_id: str, provider: str) -> Iterator[dict]:
         """Legacy billing lines, ``PAGE_SIZE`` at a time, until a page comes back short."""
@@ -204,8 +223,11 @@ class PartnerCenterHook(ProviderHttpHook):
                 headers={"MS-ContinuationToken": token},
             )
 
-    def iter_billed_reconciliation_v2(self, invoice_id: str) -> Iterator[dict]:
-        """All billed reconciliation lines of the invoice from the Graph v2 export, blob by blob."""
+    def iter_export_batches(self, invoice_id: str) -> Iterator[LineBatch]:
+        """All billed reconciliation lines of the invoice from the Graph v2 export, blob by blob, as text.
+
+        One export holds all one-time and marketplace lines of the invoice; ``LineBatch.items`` parses them.
+        """
         manifest = self._export_manifest(invoice_id)
         blobs = manifest.get("blobs") or []
         if manifest.get("blobCount") != len(blobs):
@@ -215,7 +237,7 @@ class PartnerCenterHook(ProviderHttpHook):
             )
         for blob in blobs:
             url = f"{manifest['rootDirectory'].rstrip('/')}/{blob['name']}?{manifest['sasToken']}"
-            yield from self._iter_blob_lines(invoice_id, blob["name"], url)
+            yield from self._blob_batches(invoice_id, blob["name"], url)
 
     def _export_manifest(self, invoice_id: str) -> dict:
         """Start the export, wait for it (honouring ``Retry-After``, bounded), return its manifest."""
@@ -256,22 +278,29 @@ class PartnerCenterHook(ProviderHttpHook):
     def _graph(self, link: str) -> str:
         return link if "://" in link else f"{self.graph_url}/{link.lstrip('/')}"
 
-    def _iter_blob_lines(self, invoice_id: str, name: str, url: str) -> Iterator[dict]:
-        """Stream one gzip JSON-lines blob; at most ``_CONTENT_SIZE`` of decompressed text is held at a time."""
+    def _blob_batches(self, invoice_id: str, name: str, url: str) -> Iterator[LineBatch]:
+        """Stream one gzip JSON-lines blob as batches of ``BATCH_LINES`` lines of text (the last one shorter).
+
+        At most ``_CONTENT_SIZE`` of decompressed bytes and one batch of text are held at a time. A blob
+        that cannot be read to its end fails here, whatever was read of it before.
+        """
+        origin = f"Blob {name} of the reconciliation export of invoice {invoice_id}"
         response = self.request("GET", url, stream=True)
-        lines_read = 0
+        texts: list[str] = []
+        lines_before = 0
         try:
-            for text in _text_lines(_gunzip(response.raw)):
-                lines_read += 1
-                if text and not text.isspace():
-                    yield loads_exact(text)
+            for block in _text_blocks(_gunzip(response.raw)):
+                texts += block
+                while len(texts) >= BATCH_LINES:
+                    yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, texts[:BATCH_LINES])
+                    lines_before += BATCH_LINES
+                    del texts[:BATCH_LINES]
         except (EOFError, OSError, zlib.error, ValueError, requests.RequestException, HTTPError) as exc:
-            raise InvalidProviderData(
-                f"Blob {name} of the reconciliation export of invoice {invoice_id} is truncated or "
-                f"corrupt after {lines_read} lines ({type(exc).__name__}: {exc})."
-            ) from None
+            raise InvalidProviderData(corrupt(origin, lines_before + len(texts), exc)) from None
         finally:
             response.close()
+        if texts:
+            yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, texts)
 
 
 _READ_SIZE = 16 * 1024
@@ -313,10 +342,11 @@ def _gunzip(raw: Any) -> Iterator[bytes]:
         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
 
 
-def _text_lines(chunks: Iterator[bytes]) -> Iterator[str]:
-    """UTF-8 lines of ``chunks`` without their line ends, as :class:`io.TextIOWrapper` reads them
-    (universal newlines: ``\\n``, ``\\r\\n`` and ``\\r`` end a line). A last line without a line end is
-    a line too. Decoded a block of whole lines at a time (a ``\\n`` never occurs inside a UTF-8 sequence)."""
+def _text_blocks(chunks: Iterator[bytes]) -> Iterator[list[str]]:
+    """UTF-8 lines of ``chunks`` without their line ends, a list per block of whole lines, as
+    :class:`io.TextIOWrapper` reads them (universal newlines: ``\\n``, ``\\r\\n`` and ``\\r`` end a line).
+    A last line without a line end is a line too. Decoded a block at a time (a ``\\n`` never occurs
+    inside a UTF-8 sequence)."""
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     for chunk in chunks:
         end = chunk.rfind(b"\n") + 1
@@ -327,9 +357,9 @@ def _text_lines(chunks: Iterator[bytes]) -> Iterator[str]:
         pending = [chunk[end:]] if end < len(chunk) else []
         lines = _universal(block.decode("utf-8")).split("\n")
         lines.pop()  # the empty string after the block's last line end
-        yield from lines
+        yield lines
     if pending:
-        yield from _universal(b"".join(pending).decode("utf-8")).split("\n")
+        yield _universal(b"".join(pending).decode("utf-8")).split("\n")
 
 
 def _universal(text: str) -> str:

@@ -40,6 +40,8 @@ class FetchInvoiceOperator(InvoiceOperator):
     """Fetch the header and every line page of one invoice; XCom carries only the stage key and header.
 
     An active invoice is refused before anything is written: it must be deactivated first.
+    ``stage_processes``: how many processes parse and stage a large export (:mod:`include.staging`);
+    one per core by default.
     """
 
     template_fields: Sequence[str] = (
@@ -48,10 +50,18 @@ class FetchInvoiceOperator(InvoiceOperator):
         "override_reason",
     )
 
-    def __init__(self, *, override_tolerance=None, override_reason: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        override_tolerance=None,
+        override_reason: str | None = None,
+        stage_processes: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.override_tolerance = override_tolerance
         self.override_reason = override_reason
+        self.stage_processes = stage_processes
 
     def execute(self, context: Context) -> dict:
         from include.model import InvalidProviderData, InvoiceNotFound
@@ -80,17 +90,19 @@ class FetchInvoiceOperator(InvoiceOperator):
         )
         header = None
         try:
+            from include.staging import StageJob, stage_invoice
+
             hook = spec.get_hook()
-            normaliser = spec.normaliser()
             raw = hook.get_invoice(self.invoice_id)
-            header = normaliser.normalize_header(raw)
+            header = spec.normaliser().normalize_header(raw)
             stage_id = stage_id_for(key.dag_id, key.run_id, self.provider, self.invoice_id)
-            count = store.stage_lines(
-                stage_id,
-                self.provider,
-                self.invoice_id,
-                normaliser.normalize_lines(header, hook.iter_line_items(raw)),
+            job = StageJob(
+                db_url=store.engine.url.render_as_string(hide_password=False),
+                stage_id=stage_id,
+                header=header,
+                normaliser_path=spec.normaliser_path,
             )
+            count = stage_invoice(store, job, hook, raw, processes=self.stage_processes)
         except InvoiceNotFound as err:
             store.record_failure(key, None, str(err), context["ti"].log_url)
             raise AirflowFailException(str(err)) from None

@@ -22,6 +22,7 @@ from include.sandbox.demo_data import (
     write_demo_data,
     write_microsoft_invoice,
 )
+from plugins.hooks import partner_center
 from plugins.hooks.partner_center import PartnerCenterHook
 from tests.hooks.helpers import FAST_RETRIES, calls
 
@@ -50,8 +51,8 @@ def test_token_is_obtained_once_and_cached_per_resource(serve, data_dir):
     hook = PartnerCenterHook()
     hook.list_invoices()
     hook.get_invoice(LEGACY_ID)
-    list(hook.iter_billed_reconciliation_v2(V2_ID))
-    list(hook.iter_billed_reconciliation_v2(V2_ID))
+    list(hook.iter_export_batches(V2_ID))
+    list(hook.iter_export_batches(V2_ID))
     tokens = calls(server, "/oauth2/token")
     assert [entry["status"] for entry in tokens] == [200, 200]  # one for Partner Center, one for Graph
 
@@ -104,6 +105,27 @@ def test_v2_export_reads_several_blobs(serve, data_dir):
     assert "TotalForCustomer" in lines[0][1]  # v2 blobs speak PascalCase
     header = normalize_header(invoice)
     assert detail_total(normalize_lines(header, lines)) == header.header_total
+
+
+def test_v2_export_lines_also_come_as_counted_text_batches(serve, data_dir, monkeypatch):
+    monkeypatch.setattr(partner_center, "BATCH_LINES", 4)
+    serve(data_dir, blob_lines=10)
+    hook = PartnerCenterHook()
+    invoice = hook.get_invoice(V2_ID)
+    batches = list(hook.iter_line_batches(invoice))
+    assert [(b.origin.split()[1], b.lines_before, b.count) for b in batches] == [
+        *((f"part_{blob:06d}.json.gz", before, count) for blob in (1, 2) for before, count in ((0, 4), (4, 4), (8, 2))),
+        ("part_000003.json.gz", 0, 4),
+        ("part_000003.json.gz", 4, 1),
+    ]
+    assert [item for b in batches for item in b.items()] == list(hook.iter_line_items(invoice))
+
+
+@pytest.mark.parametrize("invoice_id", [LEGACY_ID, V1_ID])
+def test_paged_invoices_have_no_text_batches(serve, data_dir, invoice_id):
+    serve(data_dir)
+    hook = PartnerCenterHook()
+    assert hook.iter_line_batches(hook.get_invoice(invoice_id)) is None
 
 
 def test_429_is_retried_after_its_retry_after(serve, data_dir):
@@ -163,20 +185,20 @@ def test_a_manifest_missing_blobs_fails(serve, data_dir):
     server = serve(data_dir, blob_lines=10)
     server.add_fault("drop_items", r"/manifests/")
     with pytest.raises(InvalidProviderData, match=r"announces 3 blobs but lists 1"):
-        list(PartnerCenterHook().iter_billed_reconciliation_v2(V2_ID))
+        list(PartnerCenterHook().iter_export_batches(V2_ID))
 
 
 def test_a_truncated_blob_fails(serve, data_dir):
     server = serve(data_dir, blob_lines=10)
     server.add_fault("truncate", r"part_000002")
     with pytest.raises(InvalidProviderData, match=r"Blob part_000002.json.gz .* is truncated or corrupt"):
-        list(PartnerCenterHook().iter_billed_reconciliation_v2(V2_ID))
+        list(PartnerCenterHook().iter_export_batches(V2_ID))
 
 
 def test_a_failed_export_fails(serve, data_dir):
     serve(data_dir)
     with pytest.raises(InvalidProviderData, match=r"export of invoice G404 failed: 5000 No data available"):
-        list(PartnerCenterHook().iter_billed_reconciliation_v2("G404"))
+        list(PartnerCenterHook().iter_export_batches("G404"))
 
 
 def test_unknown_invoice_raises_invoice_not_found(serve, data_dir):

@@ -1,0 +1,49 @@
+"""Exact JSON parsing, and JSON-lines batches that are counted before they are parsed."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+
+from include.exact_json import LineBatch, loads_exact
+from include.model import InvalidProviderData
+
+
+def test_json_numbers_are_decimal_and_non_finite_ones_are_refused():
+    assert loads_exact('{"a": 0.1, "b": 2, "c": "3.30"}') == {"a": Decimal("0.1"), "b": 2, "c": "3.30"}
+    with pytest.raises(ValueError, match="NaN"):
+        loads_exact('{"a": NaN}')
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": 1.10}', '{"a": 1.10}  \n', '  {"a": 1.10}', '[1.5, "x"]\r\n', '"only a string"', "12.5", "-0.0"],
+)
+def test_exact_parse_agrees_with_the_json_module(text):
+    assert loads_exact(text) == json.loads(text, parse_float=Decimal)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1} {"b": 2}', '{"a": 1', "", "   ", '{"a": 1}x'])
+def test_exact_parse_refuses_what_the_json_module_refuses(text):
+    with pytest.raises(json.JSONDecodeError):
+        loads_exact(text)
+
+
+TEXTS = ['{"n": 1, "amount": 0.10}', "", '{"n": 2, "amount": 0.20}', " \t", '{"n": 3, "amount": -0.30}']
+
+
+def test_a_batch_counts_its_items_without_parsing_and_skips_blank_lines():
+    batch = LineBatch.of("one_time/billing_line_items", "Blob b1", 40, TEXTS)
+    assert batch.count == 3
+    items = list(batch.items())
+    assert [source for source, _ in items] == ["one_time/billing_line_items"] * 3
+    assert [line["n"] for _, line in items] == [1, 2, 3]
+    assert sum(line["amount"] for _, line in items) == Decimal(0)  # exact: 0.1 + 0.2 - 0.3 is not 0 in float
+
+
+def test_a_malformed_line_names_its_file_and_position():
+    batch = LineBatch.of("one_time/billing_line_items", "Blob b7", 40, [*TEXTS, '{"n": 4, "amount": '])
+    with pytest.raises(InvalidProviderData, match=r"^Blob b7 is truncated or corrupt after 46 lines \(JSONDecodeError"):
+        list(batch.items())

@@ -1,0 +1,110 @@
+"""Staging an invoice's lines in this process or, for a large JSON-lines export on PostgreSQL, in workers."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+import include.staging
+from include.exact_json import LineBatch
+from include.model import InvalidProviderData, InvoiceHeader
+from include.sandbox.demo_data import one_time_line
+from include.sandbox.server import dumps
+from include.sql.schema import LINE_COLUMNS, provider_invoice_line_staging
+from include.staging import StageJob, stage_invoice
+
+INVOICE = "G000000077"
+KINDS = ("licence", "usage", "reserved_instance", "credit", "marketplace", "remove")
+HEADER = InvoiceHeader(provider="microsoft", invoice_id=INVOICE, currency_code="EUR", header_total=0)
+
+
+def _texts(count: int) -> list[str]:
+    rng = random.Random(11)
+    return [dumps(one_time_line(rng, INVOICE, date(2026, 3, 1), KINDS[i % len(KINDS)])) for i in range(count)]
+
+
+class _ExportHook:
+    """A hook whose lines arrive as JSON-lines batches of ``size`` texts (blank lines included)."""
+
+    def __init__(self, texts: list[str], size: int):
+        self.batches = [
+            LineBatch.of("one_time/billing_line_items", f"Blob {n}", 0, texts[start : start + size])
+            for n, start in enumerate(range(0, len(texts), size), start=1)
+        ]
+
+    def iter_line_batches(self, invoice: dict):
+        return iter(self.batches)
+
+    def iter_line_items(self, invoice: dict):
+        raise AssertionError("an export's lines are read from its batches")
+
+
+def _stage(store, hook, stage_id: str, processes: int) -> int:
+    job = StageJob(
+        db_url=store.engine.url.render_as_string(hide_password=False),
+        stage_id=stage_id,
+        header=HEADER,
+        normaliser_path="include.providers.microsoft",
+    )
+    return stage_invoice(store, job, hook, {"id": INVOICE}, processes=processes)
+
+
+def _staged(store, stage_id: str) -> list[tuple]:
+    table = provider_invoice_line_staging
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(*(table.c[c] for c in LINE_COLUMNS)).where(table.c.stage_id == stage_id).order_by(table.c.line_no)
+        )
+        return [tuple(row) for row in rows]
+
+
+@pytest.fixture
+def worker_runs(monkeypatch):
+    """The stage ids staged by worker processes."""
+    runs = []
+    original = include.staging._stage_in_processes
+
+    def spy(store, job, *args):
+        runs.append(job.stage_id)
+        return original(store, job, *args)
+
+    monkeypatch.setattr(include.staging, "_stage_in_processes", spy)
+    return runs
+
+
+def test_workers_stage_exactly_what_this_process_stages(invoice_db, worker_runs):
+    texts = _texts(230)
+    texts[40:40] = ["", "   "]  # blank lines are no line items and take no line number
+    hook = _ExportHook(texts, size=25)
+
+    assert _stage(invoice_db, hook, "in-workers", processes=2) == 230
+    assert _stage(invoice_db, hook, "in-process", processes=1) == 230
+
+    assert worker_runs == (["in-workers"] if invoice_db.engine.dialect.name == "postgresql" else [])
+    staged = _staged(invoice_db, "in-workers")
+    assert staged == _staged(invoice_db, "in-process")
+    assert [row[0] for row in staged] == list(range(1, 231))
+    assert {row[LINE_COLUMNS.index("category")] for row in staged} >= {"licence", "usage", "credit", "marketplace"}
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_one_bad_batch_fails_the_stage_and_leaves_it_empty(invoice_db, worker_runs):
+    texts = _texts(100)
+    texts[63] = texts[63][:-20]  # cut off inside the fourth batch
+    _stage(invoice_db, _ExportHook(_texts(10), size=25), "retried", processes=2)  # an earlier try's rows
+
+    with pytest.raises(InvalidProviderData, match=r"^Blob 4 is truncated or corrupt after 4 lines"):
+        _stage(invoice_db, _ExportHook(texts, size=20), "retried", processes=2)
+
+    assert worker_runs == ["retried"]
+    assert _staged(invoice_db, "retried") == []
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_an_export_of_one_batch_is_staged_in_this_process(invoice_db, worker_runs):
+    assert _stage(invoice_db, _ExportHook(_texts(30), size=50), "small", processes=2) == 30
+    assert worker_runs == []
+    assert len(_staged(invoice_db, "small")) == 30
