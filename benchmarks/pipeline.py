@@ -46,7 +46,9 @@ def default_cache_dir() -> Path:
 @dataclass
 class StageRun:
     seconds: float
+    cpu_seconds: float
     peak_rss: int
+    workers_peak_rss: int = 0
 
 
 @dataclass
@@ -66,8 +68,12 @@ class BenchResult:
         return sum(s.seconds for s in self.stages.values())
 
     @property
+    def cpu_seconds(self) -> float:
+        return sum(s.cpu_seconds for s in self.stages.values())
+
+    @property
     def peak_rss(self) -> int:
-        return max(s.peak_rss for s in self.stages.values())
+        return max(max(s.peak_rss, s.workers_peak_rss) for s in self.stages.values())
 
     @property
     def ratio(self) -> float | None:
@@ -199,7 +205,9 @@ def run_size(
                 for stage in STAGES:
                     job = {"stage": stage, "invoice_id": bench.invoice_id, "run_id": f"bench-{lines}"}
                     out = _child({**job, "upstream": upstream}, env)
-                    result.stages[stage] = StageRun(out["seconds"], out["peak_rss"])
+                    result.stages[stage] = StageRun(
+                        out["seconds"], out["cpu_seconds"], out["peak_rss"], out["workers_peak_rss"]
+                    )
                     upstream = out["result"]
                     log(f"[{lines:,} lines, {kind}] {stage}: {out['seconds']:.2f} s, {out['peak_rss'] / MIB:.0f} MiB")
                 status, count, detail_total, loaded_total = database.verify(bench.invoice_id)
@@ -211,7 +219,7 @@ def run_size(
                 result.pipeline_total, result.pipeline_lines = loaded_total, count
                 if floor:
                     out = _child({"stage": "floor", "invoice_id": bench.invoice_id, "db_url": database.url}, env)
-                    result.floor = StageRun(out["seconds"], out["peak_rss"])
+                    result.floor = StageRun(out["seconds"], out["cpu_seconds"], out["peak_rss"])
                     result.floor_total = Decimal(out["result"]["sum"])
                     result.floor_lines = out["result"]["line_count"]
                     log(f"[{lines:,} lines, {kind}] floor: {out['seconds']:.2f} s, {out['peak_rss'] / MIB:.0f} MiB")
@@ -225,22 +233,27 @@ def run_size(
 
 
 def table(results: list[BenchResult]) -> str:
-    """A Markdown table: seconds per stage, throughput, peak RSS, floor and ratio."""
+    """A Markdown table: seconds per stage, throughput, peak RSS, CPU time, floor and ratio."""
     head = (
         "| lines | db | fetch s | checksum s | load s | activate s | total s | lines/s "
-        "| peak RSS MiB (fetch/checksum/load/activate) | floor s | floor RSS MiB | pipeline/floor |"
+        "| peak RSS MiB (fetch/checksum/load/activate) | fetch worker RSS MiB | CPU s | floor s | floor RSS MiB "
+        "| floor CPU s | pipeline/floor |"
     )
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
         stages = [r.stages[s] for s in STAGES]
         rss = "/".join(f"{s.peak_rss / MIB:.0f}" for s in stages)
-        floor_s = f"{r.floor.seconds:.2f}" if r.floor else "-"
-        floor_rss = f"{r.floor.peak_rss / MIB:.0f}" if r.floor else "-"
+        workers = r.stages["fetch"].workers_peak_rss
+        workers_rss = f"{workers / MIB:.0f}" if workers else "-"
+        floor = "- | - | -"
+        if r.floor:
+            floor = f"{r.floor.seconds:.2f} | {r.floor.peak_rss / MIB:.0f} | {r.floor.cpu_seconds:.1f}"
         ratio = f"{r.ratio:.2f}" if r.ratio else "-"
         rows.append(
             f"| {r.lines:,} | {r.db} | "
             + " | ".join(f"{s.seconds:.2f}" for s in stages)
-            + f" | {r.seconds:.2f} | {r.lines / r.seconds:,.0f} | {rss} | {floor_s} | {floor_rss} | {ratio} |"
+            + f" | {r.seconds:.2f} | {r.lines / r.seconds:,.0f} | {rss} | {workers_rss} | {r.cpu_seconds:.1f}"
+            + f" | {floor} | {ratio} |"
         )
     return "\n".join(rows)
 

@@ -3,9 +3,11 @@
 ``python -m benchmarks.worker '<json>'`` runs one of ``fetch``, ``checksum_validation``, ``load``,
 ``activate`` (the DAG's operators, ``execute()`` with a minimal context: same hook, normaliser, store
 and GX code as a DAG run) or ``floor`` (:mod:`benchmarks.floor`), and prints one JSON line:
-``{"seconds": ..., "peak_rss": bytes, "result": ...}``. Connections and the settings Variable come
-from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` set by the parent. ``seconds`` is the wall time of
-``execute()`` alone, including what it imports lazily (GX in ``checksum_validation``), as in Airflow.
+``{"seconds": ..., "cpu_seconds": ..., "peak_rss": bytes, "workers_peak_rss": bytes, "result": ...}``.
+Connections and the settings Variable come from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` set by the
+parent. ``seconds`` is the wall time of ``execute()`` alone, including what it imports lazily (GX in
+``checksum_validation``), as in Airflow; ``cpu_seconds`` the CPU time of this process and its workers
+meanwhile (not the database server's).
 """
 
 from __future__ import annotations
@@ -66,15 +68,36 @@ def run(job: dict) -> dict:
         import plugins.hooks.partner_center  # noqa: F401
         from benchmarks.floor import run_floor
 
-        started = time.perf_counter()
+        cpu_before, started = cpu_seconds(), time.perf_counter()
         result = run_floor(job["invoice_id"], job["db_url"])
     else:
         operator = _operator(stage, job["invoice_id"], job.get("upstream"))
         context = _context(job["run_id"])
-        started = time.perf_counter()
+        cpu_before, started = cpu_seconds(), time.perf_counter()
         result = operator.execute(context)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss": peak_rss(), "result": result}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds() - cpu_before,
+        "peak_rss": peak_rss(),
+        "workers_peak_rss": workers_peak_rss(),
+        "result": result,
+    }
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its finished children (the fetch's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def workers_peak_rss() -> int:
+    """Peak resident set of the largest child process in bytes (0 without any), e.g. a fetch worker.
+
+    The workers are spawned (fork + exec), so this is their own address space, not this process's.
+    """
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
 
 
 def peak_rss() -> int:

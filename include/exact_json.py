@@ -51,7 +51,7 @@ def is_blank(text: str) -> bool:
 
 @dataclass(frozen=True)
 class LineBatch:
-    """Consecutive lines of one JSON-lines file, as text: cheap to hand to another process to parse.
+    """Consecutive lines of one JSON-lines file, as UTF-8 bytes: cheap to hand to another process to parse.
 
     ``count`` (the non-blank lines, i.e. the line items) is known without parsing, so whoever numbers
     the invoice's lines can give the next batch its first line number before this one is parsed.
@@ -62,24 +62,44 @@ class LineBatch:
     origin: str
     """The file, for messages: ``Blob x.json.gz of the reconciliation export of invoice y``."""
     lines_before: int
-    """Lines of the file before ``texts[0]``."""
-    texts: tuple[str, ...]
+    """Lines of the file before this batch."""
+    content: bytes
+    """Whole lines, each ending in ``\\n`` (other line ends already turned into ``\\n``)."""
+    lines: int
     count: int
 
     @classmethod
-    def of(cls, source: str, origin: str, lines_before: int, texts: list[str]) -> LineBatch:
-        return cls(source, origin, lines_before, tuple(texts), sum(1 for text in texts if not is_blank(text)))
+    def of(cls, source: str, origin: str, lines_before: int, content: bytes) -> LineBatch:
+        lines = content.count(b"\n")
+        # A line starting with "{" is not blank: when every line does (an export), no line needs decoding.
+        starting_an_object = content.startswith(b"{") + content.count(b"\n{")
+        if starting_an_object == lines:
+            count = lines
+        else:
+            count = sum(1 for text in _texts(content, origin, lines_before) if not is_blank(text))
+        return cls(source, origin, lines_before, content, lines, count)
 
     def items(self) -> Iterator[tuple[str, dict]]:
         """``(source, line)`` for every non-blank line, parsed exactly; a malformed line names its file."""
         source = self.source
-        for lines_read, text in enumerate(self.texts, start=self.lines_before + 1):
+        texts = _texts(self.content, self.origin, self.lines_before)
+        for lines_read, text in enumerate(texts, start=self.lines_before + 1):
             if is_blank(text):
                 continue
             try:
                 yield source, loads_exact(text)
             except ValueError as exc:
                 raise InvalidProviderData(corrupt(self.origin, lines_read, exc)) from None
+
+
+def _texts(content: bytes, origin: str, lines_before: int) -> list[str]:
+    try:
+        texts = content.decode("utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        lines_read = lines_before + content.count(b"\n", 0, exc.start) + 1
+        raise InvalidProviderData(corrupt(origin, lines_read, exc)) from None
+    texts.pop()  # what follows the last line end
+    return texts
 
 
 def corrupt(origin: str, lines_read: int, exc: Exception) -> str:

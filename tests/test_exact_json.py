@@ -34,9 +34,13 @@ def test_exact_parse_refuses_what_the_json_module_refuses(text):
 TEXTS = ['{"n": 1, "amount": 0.10}', "", '{"n": 2, "amount": 0.20}', " \t", '{"n": 3, "amount": -0.30}']
 
 
+def _content(texts: list[str]) -> bytes:
+    return "".join(f"{text}\n" for text in texts).encode()
+
+
 def test_a_batch_counts_its_items_without_parsing_and_skips_blank_lines():
-    batch = LineBatch.of("one_time/billing_line_items", "Blob b1", 40, TEXTS)
-    assert batch.count == 3
+    batch = LineBatch.of("one_time/billing_line_items", "Blob b1", 40, _content(TEXTS))
+    assert (batch.lines, batch.count) == (5, 3)
     items = list(batch.items())
     assert [source for source, _ in items] == ["one_time/billing_line_items"] * 3
     assert [line["n"] for _, line in items] == [1, 2, 3]
@@ -44,6 +48,19 @@ def test_a_batch_counts_its_items_without_parsing_and_skips_blank_lines():
 
 
 def test_a_malformed_line_names_its_file_and_position():
-    batch = LineBatch.of("one_time/billing_line_items", "Blob b7", 40, [*TEXTS, '{"n": 4, "amount": '])
+    batch = LineBatch.of("one_time/billing_line_items", "Blob b7", 40, _content([*TEXTS, '{"n": 4, "amount": ']))
     with pytest.raises(InvalidProviderData, match=r"^Blob b7 is truncated or corrupt after 46 lines \(JSONDecodeError"):
         list(batch.items())
+
+
+def test_a_batch_of_objects_only_is_counted_without_decoding():
+    texts = ['{"n": 1}', '{"n": 2, "name": "Zürich"}', '{"n": 3}']
+    assert LineBatch.of("s", "Blob b2", 0, _content(texts)).count == 3
+    assert LineBatch.of("s", "Blob b2", 0, _content([" ", *texts, "[1]"])).count == 4
+
+
+def test_bytes_that_are_no_utf8_name_their_line():
+    content = _content(['{"n": 1}', '{"n": 2}']) + b'{"n": "\xff"}\n'
+    expected = r"^Blob b3 is truncated or corrupt after 13 lines \(UnicodeDecodeError"
+    with pytest.raises(InvalidProviderData, match=expected):
+        list(LineBatch.of("s", "Blob b3", 10, content).items())

@@ -31,7 +31,12 @@ class _ExportHook:
 
     def __init__(self, texts: list[str], size: int):
         self.batches = [
-            LineBatch.of("one_time/billing_line_items", f"Blob {n}", 0, texts[start : start + size])
+            LineBatch.of(
+                "one_time/billing_line_items",
+                f"Blob {n}",
+                0,
+                "".join(f"{text}\n" for text in texts[start : start + size]).encode(),
+            )
             for n, start in enumerate(range(0, len(texts), size), start=1)
         ]
 

@@ -106,7 +106,6 @@ def _line_table(name: str, *extra) -> Table:
     return Table(
         name,
         metadata,
-        Column("id", Integer, primary_key=True, autoincrement=True),
         *extra,
         Column("provider", String(32), nullable=False),
         Column("invoice_id", String(64), nullable=False),
@@ -116,6 +115,7 @@ def _line_table(name: str, *extra) -> Table:
 
 provider_invoice_line = _line_table(
     "provider_invoice_line",
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("customer_invoice_ref", String(64)),
 )
 UniqueConstraint(
@@ -129,8 +129,11 @@ provider_invoice_line_staging = _line_table(
     "provider_invoice_line_staging",
     Column("stage_id", String(64), nullable=False),
 )
-"""Lines of one fetch, keyed by ``stage_id``, waiting for the checksum; moved by the load in SQL."""
-Index("ix_line_staging_stage", provider_invoice_line_staging.c.stage_id)
+"""Lines of one fetch, keyed by ``stage_id``, waiting for the checksum; moved by the load in SQL.
+
+A bare heap on purpose: no key, no index. Every read of it takes all of one stage's lines (a scan
+either way, and the table holds only the stages in flight), while an index would be maintained for
+each of a million staged rows."""
 
 invoice_sync_attempt = Table(
     "invoice_sync_attempt",

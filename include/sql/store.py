@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -562,14 +561,16 @@ def _chunked_frame(conn: Connection, query):
     )
 
 
-_LINE_GETTER = operator.attrgetter(*LINE_COLUMNS)
+_STORED = len(LINE_COLUMNS)
+if InvoiceLine._fields[:_STORED] != LINE_COLUMNS:
+    raise RuntimeError("InvoiceLine must start with the LINE_COLUMNS, in their order")
 _AMOUNT = LINE_COLUMNS.index("amount")
 _DATES = tuple(i for i, col in enumerate(LINE_COLUMNS) if col in ("charge_start_date", "charge_end_date"))
 
 
 def _line_values(line: InvoiceLine) -> tuple:
     """The line's ``LINE_COLUMNS`` in order, as the driver takes them (NUMERIC gets the Decimal)."""
-    values = _LINE_GETTER(line)
+    values = line[:_STORED]
     amount = values[_AMOUNT]
     if amount is None:
         return values
@@ -583,7 +584,7 @@ def _line_values(line: InvoiceLine) -> tuple:
 
 def _sqlite_line_values(line: InvoiceLine) -> tuple:
     """Like :func:`_line_values`, with what :class:`Money` and ``Date`` store on SQLite (micros, ISO text)."""
-    values = list(_LINE_GETTER(line))
+    values = list(line[:_STORED])
     amount = values[_AMOUNT]
     if amount is not None:
         values[_AMOUNT] = to_micros(amount if isinstance(amount, Decimal) else parse_money(amount))

@@ -279,28 +279,34 @@ class PartnerCenterHook(ProviderHttpHook):
         return link if "://" in link else f"{self.graph_url}/{link.lstrip('/')}"
 
     def _blob_batches(self, invoice_id: str, name: str, url: str) -> Iterator[LineBatch]:
-        """Stream one gzip JSON-lines blob as batches of ``BATCH_LINES`` lines of text (the last one shorter).
+        """Stream one gzip JSON-lines blob as batches of ``BATCH_LINES`` lines (the last one shorter).
 
-        At most ``_CONTENT_SIZE`` of decompressed bytes and one batch of text are held at a time. A blob
-        that cannot be read to its end fails here, whatever was read of it before.
+        At most ``_CONTENT_SIZE`` of decompressed bytes and one batch are held at a time. A blob that
+        cannot be read to its end fails here, whatever was read of it before.
         """
         origin = f"Blob {name} of the reconciliation export of invoice {invoice_id}"
         response = self.request("GET", url, stream=True)
-        texts: list[str] = []
-        lines_before = 0
+        parts: list[bytes] = []  # whole lines not in a batch yet
+        buffered = lines_before = 0
         try:
-            for block in _text_blocks(_gunzip(response.raw)):
-                texts += block
-                while len(texts) >= BATCH_LINES:
-                    yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, texts[:BATCH_LINES])
+            for block in _line_blocks(_gunzip(response.raw)):
+                lines = block.count(b"\n")
+                while buffered + lines >= BATCH_LINES:
+                    wanted = BATCH_LINES - buffered
+                    cut = _after_line(block, wanted)
+                    yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, b"".join((*parts, block[:cut])))
                     lines_before += BATCH_LINES
-                    del texts[:BATCH_LINES]
+                    block, lines = block[cut:], lines - wanted
+                    parts, buffered = [], 0
+                if block:
+                    parts.append(block)
+                    buffered += lines
         except (EOFError, OSError, zlib.error, ValueError, requests.RequestException, HTTPError) as exc:
-            raise InvalidProviderData(corrupt(origin, lines_before + len(texts), exc)) from None
+            raise InvalidProviderData(corrupt(origin, lines_before + buffered, exc)) from None
         finally:
             response.close()
-        if texts:
-            yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, texts)
+        if parts:
+            yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, b"".join(parts))
 
 
 _READ_SIZE = 16 * 1024
@@ -342,11 +348,11 @@ def _gunzip(raw: Any) -> Iterator[bytes]:
         raise EOFError("Compressed file ended before the end-of-stream marker was reached")
 
 
-def _text_blocks(chunks: Iterator[bytes]) -> Iterator[list[str]]:
-    """UTF-8 lines of ``chunks`` without their line ends, a list per block of whole lines, as
-    :class:`io.TextIOWrapper` reads them (universal newlines: ``\\n``, ``\\r\\n`` and ``\\r`` end a line).
-    A last line without a line end is a line too. Decoded a block at a time (a ``\\n`` never occurs
-    inside a UTF-8 sequence)."""
+def _line_blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """``chunks`` regrouped into blocks of whole lines, each line ending in ``\\n``, the way
+    :class:`io.TextIOWrapper` reads lines (universal newlines: ``\\r\\n`` and ``\\r`` end a line too,
+    and a last line without a line end is a line). Bytes stay bytes: a ``\\n`` or ``\\r`` byte never
+    occurs inside a UTF-8 sequence, so the lines are cut right before anything is decoded."""
     pending: list[bytes] = []  # the start of a line that continues in the next chunk
     for chunk in chunks:
         end = chunk.rfind(b"\n") + 1
@@ -355,15 +361,22 @@ def _text_blocks(chunks: Iterator[bytes]) -> Iterator[list[str]]:
             continue
         block = b"".join((*pending, chunk[:end])) if pending else chunk[:end]
         pending = [chunk[end:]] if end < len(chunk) else []
-        lines = _universal(block.decode("utf-8")).split("\n")
-        lines.pop()  # the empty string after the block's last line end
-        yield lines
+        yield _universal(block)
     if pending:
-        yield _universal(b"".join(pending).decode("utf-8")).split("\n")
+        rest = _universal(b"".join(pending))
+        yield rest if rest.endswith(b"\n") else rest + b"\n"
 
 
-def _universal(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+def _universal(block: bytes) -> bytes:
+    return block.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in block else block
+
+
+def _after_line(block: bytes, line: int) -> int:
+    """The position just after the ``line``-th line end of ``block``."""
+    position = 0
+    for _ in range(line):
+        position = block.index(b"\n", position) + 1
+    return position
 
 
 def _checked_items(page: Any, what: str) -> list[dict]:

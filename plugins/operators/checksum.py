@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -69,8 +70,10 @@ class ChecksumValidationOperator(InvoiceOperator):
         override, reason = parse_override(self.override_tolerance, self.override_reason)
         tolerance = effective_tolerance(settings, override)
 
-        summary = store.staged_summary(stage_id)
-        frame = store.staged_amounts_frame(stage_id)
+        with ThreadPoolExecutor(1) as pool:  # the database computes the SQL totals while the frame streams out
+            summary_read = pool.submit(store.staged_summary, stage_id)
+            frame = store.staged_amounts_frame(stage_id)
+            summary = summary_read.result()
         breakdown = dict(summary.breakdown)
         line_counts = dict(summary.line_counts)
         if settings.tax == "header" and header.header_tax:

@@ -253,3 +253,24 @@ def test_slow_responses_time_out_and_are_retried(serve, data_dir):
     assert len(hook.list_invoices()) == 3
     assert time.monotonic() - started < 5
     assert len(calls(server, "/v1/invoices", expect=2)) == 2
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}\n{"b": "Zürich"}\n',
+        '{"a": 1}\r\n\r\n{"b": 2}\r\n',
+        '{"a": 1}\r{"b": 2}\r',
+        '{"a": 1}\n   \n{"b": "€"}',  # blank line, no line end after the last line
+        "",
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [1, 3, 1000])
+def test_blob_lines_are_cut_as_a_text_reader_cuts_them(text, chunk_size):
+    import io
+
+    data = text.encode()
+    chunks = (data[i : i + chunk_size] for i in range(0, len(data), chunk_size))
+    blocks = b"".join(partner_center._line_blocks(chunks))
+
+    assert blocks.decode().split("\n")[:-1] == [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
