@@ -13,6 +13,8 @@ Keys and defaults (per provider):
 - ``tax`` (``"lines"`` or ``"header"``, default ``"lines"``): ``"lines"`` means the lines carry the tax
   the header total includes; ``"header"`` means the provider states tax/levies on the header only, and
   the header tax is added to the detail total as category ``tax``.
+- ``stage_processes`` (integer >= 1, default: one per core): how many processes parse and stage a large
+  JSON-lines export on PostgreSQL (:mod:`include.staging`); 1 keeps it in the task's own process.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ class ProviderSettings:
     active_currencies: tuple[str, ...] | None = None
     """``None`` means every currency is active."""
     tax: str = "lines"
+    stage_processes: int | None = None
+    """``None`` means one per core."""
 
     def currency_is_active(self, currency_code: str) -> bool:
         return self.active_currencies is None or currency_code.upper() in self.active_currencies
@@ -57,7 +61,7 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
     where = f"{SETTINGS_VARIABLE}.{provider}"
     if not isinstance(section, dict):
         raise InvalidSettings(f"{where} must be a JSON object.")
-    unknown = sorted(set(section) - {"usage_mismatch_tolerance", "active_currencies", "tax"})
+    unknown = sorted(set(section) - {"usage_mismatch_tolerance", "active_currencies", "tax", "stage_processes"})
     if unknown:
         raise InvalidSettings(f"{where} has unknown key(s) {', '.join(unknown)}.")
 
@@ -85,6 +89,11 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
         if section["tax"] not in TAX_MODES:
             raise InvalidSettings(f"{where}.tax must be one of {', '.join(TAX_MODES)}, got {section['tax']!r}.")
         values["tax"] = section["tax"]
+    if "stage_processes" in section:
+        processes = section["stage_processes"]
+        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+            raise InvalidSettings(f"{where}.stage_processes must be a whole number of 1 or more, got {processes!r}.")
+        values["stage_processes"] = processes
     return ProviderSettings(**values)
 
 

@@ -37,6 +37,8 @@ def test_values_are_read_exactly():
         ('{"microsoft": {"active_currencies": "EUR"}}', "active_currencies must be a list of three-letter ISO"),
         ('{"microsoft": {"active_currencies": ["EURO"]}}', "active_currencies must be a list of three-letter ISO"),
         ('{"microsoft": {"tax": "sometimes"}}', "invoice_sync_settings.microsoft.tax must be one of lines, header"),
+        ('{"microsoft": {"stage_processes": 0}}', "stage_processes must be a whole number of 1 or more, got 0"),
+        ('{"microsoft": {"stage_processes": 2.5}}', "stage_processes must be a whole number of 1 or more, got"),
     ],
 )
 def test_bad_settings_name_the_key_and_the_reason(raw, message):

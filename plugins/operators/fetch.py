@@ -40,8 +40,6 @@ class FetchInvoiceOperator(InvoiceOperator):
     """Fetch the header and every line page of one invoice; XCom carries only the stage key and header.
 
     An active invoice is refused before anything is written: it must be deactivated first.
-    ``stage_processes``: how many processes parse and stage a large export (:mod:`include.staging`);
-    one per core by default.
     """
 
     template_fields: Sequence[str] = (
@@ -50,18 +48,10 @@ class FetchInvoiceOperator(InvoiceOperator):
         "override_reason",
     )
 
-    def __init__(
-        self,
-        *,
-        override_tolerance=None,
-        override_reason: str | None = None,
-        stage_processes: int | None = None,
-        **kwargs,
-    ):
+    def __init__(self, *, override_tolerance=None, override_reason: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.override_tolerance = override_tolerance
         self.override_reason = override_reason
-        self.stage_processes = stage_processes
 
     def execute(self, context: Context) -> dict:
         from include.model import InvalidProviderData, InvoiceNotFound
@@ -73,7 +63,7 @@ class FetchInvoiceOperator(InvoiceOperator):
         try:
             spec = self.spec
             override, reason = parse_override(self.override_tolerance, self.override_reason)
-            load_settings(self.provider)  # a bad setting stops the run before anything is downloaded
+            settings = load_settings(self.provider)  # a bad setting stops the run before anything is downloaded
         except ValueError as err:
             raise AirflowFailException(str(err)) from None
         store = self.store()
@@ -102,7 +92,7 @@ class FetchInvoiceOperator(InvoiceOperator):
                 header=header,
                 normaliser_path=spec.normaliser_path,
             )
-            count = stage_invoice(store, job, hook, raw, processes=self.stage_processes)
+            count = stage_invoice(store, job, hook, raw, processes=settings.stage_processes)
         except InvoiceNotFound as err:
             store.record_failure(key, None, str(err), context["ti"].log_url)
             raise AirflowFailException(str(err)) from None
