@@ -15,6 +15,7 @@ Keys and defaults (per provider):
   the header tax is added to the detail total as category ``tax``.
 - ``stage_processes`` (integer >= 1, default: one per core): how many processes parse and stage a large
   JSON-lines export on PostgreSQL (:mod:`include.staging`); 1 keeps it in the task's own process.
+- ``stage_parallel_from_lines`` (integer >= 1, default 20000): the size from which an export is large.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 SETTINGS_VARIABLE = "invoice_sync_settings"
 TAX_MODES = ("lines", "header")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+_KEYS = ("usage_mismatch_tolerance", "active_currencies", "tax", "stage_processes", "stage_parallel_from_lines")
 
 
 class InvalidSettings(ValueError):
@@ -41,6 +43,7 @@ class ProviderSettings:
     tax: str = "lines"
     stage_processes: int | None = None
     """``None`` means one per core."""
+    stage_parallel_from_lines: int = 20_000
 
     def currency_is_active(self, currency_code: str) -> bool:
         return self.active_currencies is None or currency_code.upper() in self.active_currencies
@@ -61,7 +64,7 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
     where = f"{SETTINGS_VARIABLE}.{provider}"
     if not isinstance(section, dict):
         raise InvalidSettings(f"{where} must be a JSON object.")
-    unknown = sorted(set(section) - {"usage_mismatch_tolerance", "active_currencies", "tax", "stage_processes"})
+    unknown = sorted(set(section) - {*_KEYS})
     if unknown:
         raise InvalidSettings(f"{where} has unknown key(s) {', '.join(unknown)}.")
 
@@ -89,11 +92,12 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
         if section["tax"] not in TAX_MODES:
             raise InvalidSettings(f"{where}.tax must be one of {', '.join(TAX_MODES)}, got {section['tax']!r}.")
         values["tax"] = section["tax"]
-    if "stage_processes" in section:
-        processes = section["stage_processes"]
-        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-            raise InvalidSettings(f"{where}.stage_processes must be a whole number of 1 or more, got {processes!r}.")
-        values["stage_processes"] = processes
+    for key in ("stage_processes", "stage_parallel_from_lines"):
+        if key in section:
+            number = section[key]
+            if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+                raise InvalidSettings(f"{where}.{key} must be a whole number of 1 or more, got {number!r}.")
+            values[key] = number
     return ProviderSettings(**values)
 
 

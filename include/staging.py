@@ -2,15 +2,19 @@
 
 Parsing and normalising cost far more CPU than downloading and unzipping (about 15 µs against 2 µs
 per export line), and in one Python process they leave the machine's other cores idle. So when a
-provider hands over its lines as JSON-lines text (:meth:`iter_line_batches` of the hook) and the
-invoice database is PostgreSQL, this process only downloads, unzips and counts, and worker processes
-(one per core) parse, normalise and ``COPY`` the batches, each into the same ``stage_id``. The line
-numbers stay those of the sequential path: a batch's first line number is the count of the non-blank
-lines before it, known without parsing.
+provider hands over its lines as JSON-lines text (:meth:`iter_line_batches` of the hook), the invoice
+is large and the invoice database is PostgreSQL, this process only downloads, unzips and counts, and
+worker processes (one per core) parse, normalise and ``COPY`` the batches, each into the same
+``stage_id``. The line numbers stay those of the sequential path: a batch's first line number is the
+count of the non-blank lines before it, known without parsing.
 
-Everything else (SQLite, which takes one writer at a time; page-by-page APIs; an invoice of a single
-batch, where starting processes would cost more than it saves) is staged here in one streamed
-transaction. If any batch fails, the stage is emptied before the error is raised.
+Everything else (SQLite, which takes one writer at a time; page-by-page APIs; an invoice of fewer than
+``parallel_from_lines``, where starting processes costs more than it saves) is staged here in one
+streamed transaction. If any batch fails, the stage is emptied before the error is raised.
+
+The workers are ``python -m include.staging`` processes fed over pipes, not :mod:`multiprocessing`:
+its spawn start method re-runs the parent's main script in each child, and inside an Airflow task that
+script is the ``airflow`` command, which cannot start there.
 """
 
 from __future__ import annotations
@@ -18,18 +22,25 @@ from __future__ import annotations
 import functools
 import importlib
 import itertools
+import logging
 import os
-from collections import deque
-from collections.abc import Iterator
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from include.exact_json import LineBatch
 from include.model import InvoiceHeader
 from include.sql.store import InvoiceStore
 
-IN_FLIGHT_PER_PROCESS = 2
-"""Batches handed over per worker and not yet staged: keeps every worker busy, bounds the memory held."""
+log = logging.getLogger(__name__)
+
+PARALLEL_FROM_LINES = 20_000
+"""By default, invoices with fewer lines are staged in the task's own process."""
 
 
 def default_processes() -> int:
@@ -55,61 +66,131 @@ def stage_invoice(
     raw_invoice: dict,
     *,
     processes: int | None = None,
+    parallel_from_lines: int = PARALLEL_FROM_LINES,
 ) -> int:
     """Stage every line of ``raw_invoice`` under ``job.stage_id`` (replacing what it held); returns the count."""
     header = job.header
-    normaliser = importlib.import_module(job.normaliser_path)
     processes = processes or default_processes()
     batches = hook.iter_line_batches(raw_invoice)
-    if batches is not None and processes > 1 and store.engine.dialect.name == "postgresql":
-        first_two = list(itertools.islice(batches, 2))
-        if len(first_two) > 1:
-            return _stage_in_processes(store, job, itertools.chain(first_two, batches), processes)
-        items = (item for batch in first_two for item in batch.items())
-    elif batches is not None:
-        items = (item for batch in batches for item in batch.items())
-    else:
+    if batches is None:
         items = hook.iter_line_items(raw_invoice)
-    lines = normaliser.normalize_lines(header, items)
+    else:
+        if processes > 1 and store.engine.dialect.name == "postgresql":
+            first, batches = _first_lines(batches, parallel_from_lines)
+            if sum(batch.count for batch in first) >= parallel_from_lines:
+                return _stage_in_processes(store, job, itertools.chain(first, batches), processes)
+            batches = first
+        items = (item for batch in batches for item in batch.items())
+    lines = importlib.import_module(job.normaliser_path).normalize_lines(header, items)
     return store.stage_lines(job.stage_id, header.provider, header.invoice_id, lines)
 
 
-def _stage_in_processes(store: InvoiceStore, job: StageJob, batches: Iterator[LineBatch], processes: int) -> int:
-    """Hand the batches to ``processes`` workers in order, each with its first line number; wait for all."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBatch], Iterator[LineBatch]]:
+    """The first batches holding ``lines`` lines (or all of them), and the rest."""
+    first, seen = [], 0
+    for batch in batches:
+        first.append(batch)
+        seen += batch.count
+        if seen >= lines:
+            break
+    return first, batches
 
+
+def _stage_in_processes(store: InvoiceStore, job: StageJob, batches: Iterable[LineBatch], processes: int) -> int:
+    """Hand the batches to ``processes`` workers, each with its first line number; wait for all of them."""
     store.drop_stage(job.stage_id)
-    # spawn, not fork: a fork would copy this task process's threads, sockets and log handlers.
-    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
-    in_flight: deque = deque()
-    staged = 0
-    next_line_no = 1
+    log.info("%d worker processes parse and stage invoice %s", processes, job.header.invoice_id)
+    workers = _Workers(processes)
     try:
-        for batch in batches:
-            in_flight.append((batch, pool.submit(stage_batch, job, next_line_no, batch)))
-            next_line_no += batch.count
-            if len(in_flight) > IN_FLIGHT_PER_PROCESS * processes:
-                staged += _staged(*in_flight.popleft())
-        while in_flight:
-            staged += _staged(*in_flight.popleft())
+        staged = workers.stage(job, batches)
     except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)  # no worker may write after the stage is emptied
+        workers.stop()  # no worker may write after the stage is emptied
         store.drop_stage(job.stage_id)
         raise
-    pool.shutdown(wait=True)
+    workers.stop()
     return staged
 
 
-def _staged(batch: LineBatch, future) -> int:
-    count = future.result()
-    if count != batch.count:  # the numbering of every later batch relied on it
-        raise RuntimeError(f"{batch.origin}: staged {count} lines of a batch of {batch.count}.")
-    return count
+class _Workers:
+    """``processes`` staging workers, each fed by a thread of this process over its stdin and stdout.
+
+    A bounded queue holds the batches not yet taken, so at most two per worker are in memory here.
+    """
+
+    def __init__(self, processes: int):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        self.processes = [
+            subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+            for _ in range(processes)
+        ]
+        self.tasks: queue.Queue = queue.Queue(maxsize=processes)
+        self.failures: list[BaseException] = []
+        self.staged = 0
+        self.lock = threading.Lock()
+
+    def stage(self, job: StageJob, batches: Iterable[LineBatch]) -> int:
+        threads = [threading.Thread(target=self._feed, args=(process,), daemon=True) for process in self.processes]
+        for thread in threads:
+            thread.start()
+        try:
+            next_line_no = 1
+            for batch in batches:
+                self._put((job, next_line_no, batch))
+                next_line_no += batch.count
+        finally:
+            for _ in threads:
+                self._put(None)
+            for thread in threads:
+                thread.join()
+        if self.failures:
+            raise self.failures[0]
+        return self.staged
+
+    def _put(self, task) -> None:
+        """Queue a task, unless a worker failed (then every feeding thread is stopping)."""
+        while not (self.failures and task is not None):
+            try:
+                self.tasks.put(task, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise self.failures[0]
+
+    def _feed(self, process: subprocess.Popen) -> None:
+        while (task := self.tasks.get()) is not None:
+            if self.failures:
+                continue  # drain: the producer stops at its next batch
+            _, _, batch = task
+            try:
+                pickle.dump(task, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                process.stdin.flush()
+                ok, value = pickle.load(process.stdout)
+            except (OSError, EOFError, pickle.UnpicklingError):
+                ok, value = False, RuntimeError(f"A staging worker stopped unexpectedly (exit code {process.poll()}).")
+            except Exception as exc:  # a thread must report, never die silently: the producer waits on it
+                ok, value = False, exc
+            if ok and value != batch.count:  # the numbering of every later batch relied on it
+                ok, value = False, RuntimeError(f"{batch.origin}: staged {value} lines of a batch of {batch.count}.")
+            with self.lock:
+                if ok:
+                    self.staged += value
+                else:
+                    self.failures.append(value)
+
+    def stop(self) -> None:
+        """Close the workers' input and wait until each has finished what it was doing and exited."""
+        for process in self.processes:
+            try:
+                process.stdin.close()
+            except OSError:
+                pass
+        for process in self.processes:
+            process.wait()
+            process.stdout.close()
 
 
 def stage_batch(job: StageJob, first_line_no: int, batch: LineBatch) -> int:
-    """In a worker process: parse, normalise and append one batch to the stage, in one transaction."""
+    """In a worker: parse, normalise and append one batch to the stage, in one transaction."""
     normaliser = importlib.import_module(job.normaliser_path)
     lines = normaliser.normalize_lines(job.header, batch.items(), first_line_no)
     return _store(job.db_url).append_to_stage(job.stage_id, job.header.provider, job.header.invoice_id, lines)
@@ -120,3 +201,34 @@ def _store(db_url: str) -> InvoiceStore:
     from include.sql.engine import engine_for
 
     return InvoiceStore(engine_for(db_url))
+
+
+def _serve(tasks: BinaryIO, results: BinaryIO) -> None:
+    """The worker loop: one pickled ``(job, first_line_no, batch)`` in, one ``(ok, count or error)`` out."""
+    while True:
+        try:
+            job, first_line_no, batch = pickle.load(tasks)
+        except EOFError:
+            return
+        try:
+            reply = (True, stage_batch(job, first_line_no, batch))
+        except Exception as exc:
+            reply = (False, _portable(exc))
+        pickle.dump(reply, results, protocol=pickle.HIGHEST_PROTOCOL)
+        results.flush()
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if it survives pickling (the provider-data errors do), else its type and message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    # stdout is the reply channel: anything printed by accident goes to stderr (the task log) instead.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _serve(sys.stdin.buffer, replies)

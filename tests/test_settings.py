@@ -39,6 +39,7 @@ def test_values_are_read_exactly():
         ('{"microsoft": {"tax": "sometimes"}}', "invoice_sync_settings.microsoft.tax must be one of lines, header"),
         ('{"microsoft": {"stage_processes": 0}}', "stage_processes must be a whole number of 1 or more, got 0"),
         ('{"microsoft": {"stage_processes": 2.5}}', "stage_processes must be a whole number of 1 or more, got"),
+        ('{"microsoft": {"stage_parallel_from_lines": "10k"}}', "stage_parallel_from_lines must be a whole number"),
     ],
 )
 def test_bad_settings_name_the_key_and_the_reason(raw, message):

@@ -47,14 +47,16 @@ class _ExportHook:
         raise AssertionError("an export's lines are read from its batches")
 
 
-def _stage(store, hook, stage_id: str, processes: int) -> int:
+def _stage(store, hook, stage_id: str, processes: int, parallel_from_lines: int = 50, normaliser: str = "") -> int:
     job = StageJob(
         db_url=store.engine.url.render_as_string(hide_password=False),
         stage_id=stage_id,
         header=HEADER,
-        normaliser_path="include.providers.microsoft",
+        normaliser_path=normaliser or "include.providers.microsoft",
     )
-    return stage_invoice(store, job, hook, {"id": INVOICE}, processes=processes)
+    return stage_invoice(
+        store, job, hook, {"id": INVOICE}, processes=processes, parallel_from_lines=parallel_from_lines
+    )
 
 
 def _staged(store, stage_id: str) -> list[tuple]:
@@ -109,7 +111,19 @@ def test_one_bad_batch_fails_the_stage_and_leaves_it_empty(invoice_db, worker_ru
 
 
 @pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
-def test_an_export_of_one_batch_is_staged_in_this_process(invoice_db, worker_runs):
-    assert _stage(invoice_db, _ExportHook(_texts(30), size=50), "small", processes=2) == 30
-    assert worker_runs == []
-    assert len(_staged(invoice_db, "small")) == 30
+def test_an_export_below_the_threshold_is_staged_in_this_process(invoice_db, worker_runs):
+    hook = _ExportHook(_texts(30), size=10)
+    assert _stage(invoice_db, hook, "small", processes=2, parallel_from_lines=31) == 30
+    assert _stage(invoice_db, hook, "at-threshold", processes=2, parallel_from_lines=30) == 30
+    assert worker_runs == ["at-threshold"]
+    assert _staged(invoice_db, "small") == _staged(invoice_db, "at-threshold")
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_an_error_inside_a_worker_reaches_the_task_with_its_message(invoice_db, worker_runs):
+    with pytest.raises(ModuleNotFoundError, match="include.providers.nowhere"):
+        _stage(
+            invoice_db, _ExportHook(_texts(60), size=10), "broken", processes=2, normaliser="include.providers.nowhere"
+        )
+    assert worker_runs == ["broken"]
+    assert _staged(invoice_db, "broken") == []

@@ -92,7 +92,14 @@ class FetchInvoiceOperator(InvoiceOperator):
                 header=header,
                 normaliser_path=spec.normaliser_path,
             )
-            count = stage_invoice(store, job, hook, raw, processes=settings.stage_processes)
+            count = stage_invoice(
+                store,
+                job,
+                hook,
+                raw,
+                processes=settings.stage_processes,
+                parallel_from_lines=settings.stage_parallel_from_lines,
+            )
         except InvoiceNotFound as err:
             store.record_failure(key, None, str(err), context["ti"].log_url)
             raise AirflowFailException(str(err)) from None

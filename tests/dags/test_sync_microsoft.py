@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 from include.sandbox.demo_data import MICROSOFT_DEMO
@@ -42,6 +43,8 @@ def test_large_exports_are_parsed_and_staged_by_worker_processes(
     from plugins.hooks import partner_center
 
     monkeypatch.setattr(partner_center, "BATCH_LINES", 7)
+    settings = {"microsoft": {"stage_parallel_from_lines": 20}}
+    monkeypatch.setenv("AIRFLOW_VAR_INVOICE_SYNC_SETTINGS", json.dumps(settings))
     in_processes = []
     original = include.staging._stage_in_processes
     monkeypatch.setattr(

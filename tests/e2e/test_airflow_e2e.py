@@ -111,6 +111,9 @@ def test_dags_under_real_scheduler_and_api_server(airflow_api, invoice_db, mail_
             missing_pages.append(links["GX Data Docs"])  # asserted last, so the other checks still run
 
     # -- the invoice database --------------------------------------------------------------------
+    workers_from = json.loads(os.environ["AIRFLOW_VAR_INVOICE_SYNC_SETTINGS"])["microsoft"]["stage_parallel_from_lines"]
+    fetch = _by_invoice(tis, "fetch")
+    workers_checked = False
     for invoice_id, expected in MICROSOFT_DEMO.items():
         invoice = invoice_db.get_invoice("microsoft", invoice_id)
         assert (invoice["status"], invoice["difference"]) == (expected.status, expected.difference), invoice_id
@@ -120,6 +123,13 @@ def test_dags_under_real_scheduler_and_api_server(airflow_api, invoice_db, mail_
         assert attempt["outcome"] == ("activated" if expected.status == "active" else "checksum_error")
         loaded = invoice_db.lines("microsoft", invoice_id)
         assert len(loaded) == (expected.line_count if expected.status == "active" else 0), invoice_id
+        if expected.status == "active" and expected.line_count >= workers_from and invoice_id != BALANCED:
+            ti = fetch[invoice_id]  # a large export: parsed and staged by worker processes of the task
+            log = api.task_log(SYNC, run_id, "fetch", ti["try_number"], ti["map_index"])
+            assert f"worker processes parse and stage invoice {invoice_id}" in log, log[-3000:]
+            assert [line["line_no"] for line in loaded] == list(range(1, expected.line_count + 1))
+            workers_checked = True
+    assert workers_checked, "no demo invoice went through the staging workers"
 
     # -- the daily status mail goes out through the real SMTP catcher ----------------------------
     api.set_paused(NOTIFY, False)
