@@ -4,7 +4,7 @@ Download (the same export flow through :class:`PartnerCenterHook` for the small 
 blob streamed with plain ``requests``), gunzip, parse every line exactly (``Decimal``), sum the
 amounts exactly, and bulk-insert the lines with the database's fastest path: ``COPY`` on PostgreSQL,
 one ``executemany`` transaction on SQLite. No normaliser rules, no staging, no GX, no audit rows.
-The target table has the columns and unique key of ``provider_invoice_line``.
+The target table has the columns and key of ``provider_invoice_line``.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ COLUMNS = (
     "source",
 )
 _SQLITE_DDL = f"""CREATE TABLE {FLOOR_TABLE} (
-    id INTEGER PRIMARY KEY, provider VARCHAR(32) NOT NULL, invoice_id VARCHAR(64) NOT NULL,
+    provider VARCHAR(32) NOT NULL, invoice_id VARCHAR(64) NOT NULL,
     line_no INTEGER NOT NULL, category VARCHAR(32) NOT NULL, amount BIGINT NOT NULL,
     currency_code VARCHAR(3) NOT NULL, customer_id VARCHAR(64), customer_name VARCHAR(255),
     subscription_id VARCHAR(64), product_id VARCHAR(64), sku_id VARCHAR(64), charge_type VARCHAR(64),
     charge_start_date DATE, charge_end_date DATE, description TEXT, source VARCHAR(64),
-    UNIQUE (provider, invoice_id, line_no))"""
+    PRIMARY KEY (provider, invoice_id, line_no))"""
 
 
 def _rows(invoice_id: str, lines: Iterator[dict], totals: list) -> Iterator[tuple]:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -103,27 +104,24 @@ LINE_COLUMNS = tuple(name for name, _, _ in _line_columns)
 
 
 def _line_table(name: str, *extra) -> Table:
+    """Provider, invoice id and the line columns, then ``extra`` columns and constraints."""
     return Table(
         name,
         metadata,
-        *extra,
         Column("provider", String(32), nullable=False),
         Column("invoice_id", String(64), nullable=False),
         *(Column(col, type_, nullable=nullable) for col, type_, nullable in _line_columns),
+        *extra,
     )
 
 
 provider_invoice_line = _line_table(
     "provider_invoice_line",
-    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("customer_invoice_ref", String(64)),
+    PrimaryKeyConstraint("provider", "invoice_id", "line_no", name="pk_provider_invoice_line"),
 )
-UniqueConstraint(
-    provider_invoice_line.c.provider,
-    provider_invoice_line.c.invoice_id,
-    provider_invoice_line.c.line_no,
-    name="uq_provider_invoice_line",
-)
+"""Keyed by what names a line for good: a reload replaces an invoice's rows, so a surrogate id would
+change with every reload, and a second index would slow every bulk load for nothing."""
 
 provider_invoice_line_staging = _line_table(
     "provider_invoice_line_staging",
