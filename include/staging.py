@@ -10,7 +10,7 @@ count of the non-blank lines before it, known without parsing.
 
 Everything else (SQLite, which takes one writer at a time; page-by-page APIs; an invoice of fewer than
 ``parallel_from_lines``, where starting processes costs more than it saves) is staged here in one
-streamed transaction. If any batch fails, the stage is emptied before the error is raised.
+streamed transaction. If any batch fails, the stage is dropped before the error is raised.
 
 The workers are ``python -m include.staging`` processes fed over pipes, not :mod:`multiprocessing`:
 its spawn start method re-runs the parent's main script in each child, and inside an Airflow task that
@@ -82,7 +82,7 @@ def stage_invoice(
             batches = first
         items = (item for batch in batches for item in batch.items())
     lines = importlib.import_module(job.normaliser_path).normalize_lines(header, items)
-    return store.stage_lines(job.stage_id, header.provider, header.invoice_id, lines)
+    return store.stage_lines(job.stage_id, lines)
 
 
 def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBatch], Iterator[LineBatch]]:
@@ -98,13 +98,13 @@ def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBat
 
 def _stage_in_processes(store: InvoiceStore, job: StageJob, batches: Iterable[LineBatch], processes: int) -> int:
     """Hand the batches to ``processes`` workers, each with its first line number; wait for all of them."""
-    store.drop_stage(job.stage_id)
+    store.start_stage(job.stage_id)
     log.info("%d worker processes parse and stage invoice %s", processes, job.header.invoice_id)
     workers = _Workers(processes)
     try:
         staged = workers.stage(job, batches)
     except BaseException:
-        workers.stop()  # no worker may write after the stage is emptied
+        workers.stop()  # no worker may write after the stage is dropped
         store.drop_stage(job.stage_id)
         raise
     workers.stop()
@@ -193,7 +193,7 @@ def stage_batch(job: StageJob, first_line_no: int, batch: LineBatch) -> int:
     """In a worker: parse, normalise and append one batch to the stage, in one transaction."""
     normaliser = importlib.import_module(job.normaliser_path)
     lines = normaliser.normalize_lines(job.header, batch.items(), first_line_no)
-    return _store(job.db_url).append_to_stage(job.stage_id, job.header.provider, job.header.invoice_id, lines)
+    return _store(job.db_url).append_to_stage(job.stage_id, lines)
 
 
 @functools.cache

@@ -109,6 +109,9 @@ def invoice_db(request, tmp_path, monkeypatch):
 
     store = InvoiceDbHook().get_store()
     metadata.drop_all(store.engine)
+    with store.engine.begin() as conn:  # and the stages earlier tests left open
+        for name in store.open_stages():
+            conn.exec_driver_sql(f"DROP TABLE {name}")
     create_schema(store.engine)
     yield store
     store.engine.dispose()

@@ -13,7 +13,7 @@ from include.exact_json import LineBatch
 from include.model import InvalidProviderData, InvoiceHeader
 from include.sandbox.demo_data import one_time_line
 from include.sandbox.server import dumps
-from include.sql.schema import LINE_COLUMNS, provider_invoice_line_staging
+from include.sql.schema import LINE_COLUMNS, line_stage_table
 from include.staging import StageJob, stage_invoice
 
 INVOICE = "G000000077"
@@ -60,12 +60,12 @@ def _stage(store, hook, stage_id: str, processes: int, parallel_from_lines: int 
 
 
 def _staged(store, stage_id: str) -> list[tuple]:
-    table = provider_invoice_line_staging
+    """The stage's rows, or ``[]`` when it does not exist (any more)."""
+    if line_stage_table(stage_id).name not in store.open_stages():
+        return []
+    table = line_stage_table(stage_id)
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(*(table.c[c] for c in LINE_COLUMNS)).where(table.c.stage_id == stage_id).order_by(table.c.line_no)
-        )
-        return [tuple(row) for row in rows]
+        return [tuple(row) for row in conn.execute(select(table).order_by(table.c.line_no))]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The invoice database: four contract tables (DESIGN.md) plus a staging table, on SQLite and PostgreSQL.
+"""The invoice database: four contract tables (DESIGN.md) plus one table per staged fetch, on SQLite and PostgreSQL.
 
 Money columns use :class:`Money`: ``NUMERIC(24, 6)`` on PostgreSQL and integer micros on SQLite,
 where ``NUMERIC`` would be stored as a binary float. Either way SQL ``SUM`` over a Money column is
@@ -7,6 +7,7 @@ exact and SQLAlchemy hands back ``Decimal``.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -103,35 +104,17 @@ _line_columns = (
 LINE_COLUMNS = tuple(name for name, _, _ in _line_columns)
 
 
-def _line_table(name: str, *extra) -> Table:
-    """Provider, invoice id and the line columns, then ``extra`` columns and constraints."""
-    return Table(
-        name,
-        metadata,
-        Column("provider", String(32), nullable=False),
-        Column("invoice_id", String(64), nullable=False),
-        *(Column(col, type_, nullable=nullable) for col, type_, nullable in _line_columns),
-        *extra,
-    )
-
-
-provider_invoice_line = _line_table(
+provider_invoice_line = Table(
     "provider_invoice_line",
+    metadata,
+    Column("provider", String(32), nullable=False),
+    Column("invoice_id", String(64), nullable=False),
+    *(Column(col, type_, nullable=nullable) for col, type_, nullable in _line_columns),
     Column("customer_invoice_ref", String(64)),
     PrimaryKeyConstraint("provider", "invoice_id", "line_no", name="pk_provider_invoice_line"),
 )
 """Keyed by what names a line for good: a reload replaces an invoice's rows, so a surrogate id would
 change with every reload, and a second index would slow every bulk load for nothing."""
-
-provider_invoice_line_staging = _line_table(
-    "provider_invoice_line_staging",
-    Column("stage_id", String(64), nullable=False),
-)
-"""Lines of one fetch, keyed by ``stage_id``, waiting for the checksum; moved by the load in SQL.
-
-A bare heap on purpose: no key, no index. Every read of it takes all of one stage's lines (a scan
-either way, and the table holds only the stages in flight), while an index would be maintained for
-each of a million staged rows."""
 
 invoice_sync_attempt = Table(
     "invoice_sync_attempt",
@@ -189,24 +172,20 @@ invoice_notification = Table(
 def create_schema(engine: Engine) -> None:
     """Create every table and index that does not exist yet (idempotent)."""
     metadata.create_all(engine, checkfirst=True)
-    if engine.dialect.name == "postgresql":
-        _unlogged_staging(engine)
 
 
-def _unlogged_staging(engine: Engine) -> None:
-    """Make the staging table UNLOGGED on PostgreSQL (idempotent).
+STAGE_TABLE_PREFIX = "invoice_line_stage_"
 
-    Staged rows are transient: written by ``fetch``, read by the checksum, moved and deleted by the load.
-    Writing them to the WAL as well (once by the COPY, again by the delete) is most of what staging costs
-    the database. An unlogged table skips the WAL; after a crash PostgreSQL empties it, which only means
-    an interrupted run has to fetch again (the checksum finds no lines and nothing is loaded), and it is
-    not replicated, which nothing needs. The invoice tables themselves stay logged. The ALTER runs only
-    while the table is still logged, so a task never takes its exclusive lock once this is done.
+
+def line_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
+    """The table holding one fetch's lines until the load (or a failed checksum) drops it.
+
+    One table per stage: every reader takes all of it, nothing has to filter other fetches' rows, and
+    getting rid of a million staged lines is a ``DROP`` instead of a ``DELETE``. Only the line columns:
+    provider and invoice id are the stage's. A bare heap (no key, no index), and ``unlogged`` (for
+    PostgreSQL) skips the WAL: staged rows are transient, and after a crash PostgreSQL empties the
+    table, which only means fetching again.
     """
-    with engine.begin() as conn:
-        persistence = conn.exec_driver_sql(
-            "SELECT relpersistence FROM pg_class WHERE oid = to_regclass(%(name)s)",
-            {"name": provider_invoice_line_staging.name},
-        ).scalar()
-        if persistence == "p":
-            conn.exec_driver_sql(f"ALTER TABLE {provider_invoice_line_staging.name} SET UNLOGGED")
+    name = STAGE_TABLE_PREFIX + hashlib.sha256(stage_id.encode()).hexdigest()[:32]
+    columns = (Column(col, type_, nullable=nullable) for col, type_, nullable in _line_columns)
+    return Table(name, MetaData(), *columns, prefixes=["UNLOGGED"] if unlogged else [])

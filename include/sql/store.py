@@ -14,17 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, and_, case, cast, delete, func, insert, select, type_coerce, update
+from sqlalchemy import BigInteger, String, and_, case, cast, delete, func, insert, literal, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from include.model import MICROS_PER_UNIT, InvoiceHeader, InvoiceLine, from_micros, parse_money, to_micros
 from include.sql.schema import (
     LINE_COLUMNS,
+    STAGE_TABLE_PREFIX,
     invoice_sync_attempt,
+    line_stage_table,
     provider_invoice,
     provider_invoice_line,
-    provider_invoice_line_staging,
     provider_invoice_note,
 )
 
@@ -204,48 +205,64 @@ class InvoiceStore:
                 self._update_invoice(conn, key, status="failed", status_message=message)
 
     # -- staging -------------------------------------------------------------------------------
-    def stage_lines(self, stage_id: str, provider: str, invoice_id: str, lines: Iterable[InvoiceLine]) -> int:
-        """Replace what ``stage_id`` holds (a retried fetch's rows) with ``lines``, streamed in one transaction."""
-        self.drop_stage(stage_id)
-        return self.append_to_stage(stage_id, provider, invoice_id, lines)
+    def _stage(self, stage_id: str):
+        return line_stage_table(stage_id, unlogged=self.engine.dialect.name == "postgresql")
 
-    def append_to_stage(self, stage_id: str, provider: str, invoice_id: str, lines: Iterable[InvoiceLine]) -> int:
-        """Bulk-load ``lines`` into ``stage_id`` in one transaction, streaming from the iterator.
+    def stage_lines(self, stage_id: str, lines: Iterable[InvoiceLine]) -> int:
+        """Stage ``lines`` (streamed, one transaction) in a new stage, replacing a retried fetch's one."""
+        self.start_stage(stage_id)
+        return self.append_to_stage(stage_id, lines)
+
+    def start_stage(self, stage_id: str) -> None:
+        """An empty stage table for ``stage_id``; the table of an earlier try is dropped first."""
+        table = self._stage(stage_id)
+        with self.engine.begin() as conn:
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+
+    def append_to_stage(self, stage_id: str, lines: Iterable[InvoiceLine]) -> int:
+        """Bulk-load ``lines`` into the stage in one transaction, streaming from the iterator.
 
         PostgreSQL gets ``COPY ... FROM STDIN`` (psycopg's copy on the connection SQLAlchemy holds, so
         it shares the transaction); SQLite one ``executemany`` fed by a generator. Both bypass the
         per-row bind processing of SQLAlchemy, so the money conversion of :class:`Money` is done here:
         the Decimal as is for NUMERIC, exact micros (refusing finer amounts) for SQLite.
         """
-        table = provider_invoice_line_staging
-        columns = ("stage_id", "provider", "invoice_id", *LINE_COLUMNS)
-        prefix = (stage_id, provider, invoice_id)
+        table = self._stage(stage_id)
+        columns = ", ".join(LINE_COLUMNS)
         count = 0
         with self.engine.begin() as conn:
             dbapi = conn.connection.dbapi_connection
             if conn.dialect.name == "postgresql":
                 with dbapi.cursor() as cursor:
-                    with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                    with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
                         for line in lines:
-                            copy.write_row(prefix + _line_values(line))
+                            copy.write_row(_line_values(line))
                             count += 1
             else:
                 counter = itertools.count(1)
-                rows = (prefix + _sqlite_line_values(line) for line in lines if next(counter))
-                marks = ", ".join("?" * len(columns))
+                rows = (_sqlite_line_values(line) for line in lines if next(counter))
+                marks = ", ".join("?" * len(LINE_COLUMNS))
                 cursor = dbapi.cursor()
                 try:
-                    cursor.executemany(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
+                    cursor.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
                 finally:
                     cursor.close()
                 count = next(counter) - 1
         return count
 
-    def drop_stage(self, stage_id: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                delete(provider_invoice_line_staging).where(provider_invoice_line_staging.c.stage_id == stage_id)
-            )
+    def drop_stage(self, stage_id: str, conn: Connection | None = None) -> None:
+        if conn is not None:
+            self._stage(stage_id).drop(conn, checkfirst=True)
+            return
+        with self.engine.begin() as own:
+            self._stage(stage_id).drop(own, checkfirst=True)
+
+    def open_stages(self) -> list[str]:
+        """Stage tables that exist now: fetches waiting for their checksum or load (or left by a crash)."""
+        from sqlalchemy import inspect
+
+        return sorted(name for name in inspect(self.engine).get_table_names() if name.startswith(STAGE_TABLE_PREFIX))
 
     def staged_summary(self, stage_id: str) -> StagedSummary:
         """Counts and exact micros sums per category and per currency, and the last usage charge end.
@@ -254,14 +271,14 @@ class InvoiceStore:
         currency are then added up from those groups as integers, so they are exactly what a query
         grouped by either column alone returns.
         """
-        t = provider_invoice_line_staging
+        t = self._stage(stage_id)
         micros = self._micros(t.c.amount)
         usage_end = func.max(case((t.c.category == "usage", t.c.charge_end_date)))
         with self.engine.connect() as conn:
             groups = conn.execute(
-                select(t.c.category, t.c.currency_code, func.count(), func.sum(micros), usage_end)
-                .where(t.c.stage_id == stage_id)
-                .group_by(t.c.category, t.c.currency_code)
+                select(t.c.category, t.c.currency_code, func.count(), func.sum(micros), usage_end).group_by(
+                    t.c.category, t.c.currency_code
+                )
             ).all()
         by_category: dict[str, list[int]] = {}
         by_currency: dict[str, int] = {}
@@ -289,10 +306,8 @@ class InvoiceStore:
         in chunks. Neither builds a Python row object per line, which at a million lines is the
         difference between seconds and tens of seconds, and hundreds of MiB of peak memory.
         """
-        t = provider_invoice_line_staging
-        query = select(
-            t.c.line_no, t.c.category, t.c.currency_code, self._micros(t.c.amount).label("amount_micros")
-        ).where(t.c.stage_id == stage_id)
+        t = self._stage(stage_id)
+        query = select(t.c.line_no, t.c.category, t.c.currency_code, self._micros(t.c.amount).label("amount_micros"))
         with self.engine.connect() as conn:
             if conn.dialect.name == "postgresql":
                 return _copy_frame(conn, query)
@@ -325,9 +340,7 @@ class InvoiceStore:
             )
             if note:
                 self.add_note(key.provider, key.invoice_id, note, _author(conn, key), conn=conn)
-            conn.execute(
-                delete(provider_invoice_line_staging).where(provider_invoice_line_staging.c.stage_id == stage_id)
-            )
+            self.drop_stage(stage_id, conn)
 
     def record_checksum_pass(self, key: AttemptKey, *, totals: dict, diagnostics: dict, note: str | None) -> None:
         with self.engine.begin() as conn:
@@ -367,7 +380,7 @@ class InvoiceStore:
     # -- load and activate ---------------------------------------------------------------------
     def load_from_stage(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, *, totals: dict) -> int:
         """Replace the invoice's lines with the staged ones and write its header, in one transaction."""
-        line, stage = provider_invoice_line, provider_invoice_line_staging
+        line, stage = provider_invoice_line, self._stage(stage_id)
         same_invoice = _of_invoice(line, key.provider, key.invoice_id)
         with self.engine.begin() as conn:
             if self._current_status(conn, key.provider, key.invoice_id) == "active":
@@ -382,19 +395,15 @@ class InvoiceStore:
                     f"Invoice {key.invoice_id} of {key.provider} has {invoiced} line(s) already invoiced to customers."
                 )
             conn.execute(delete(line).where(same_invoice))
-            columns = ("provider", "invoice_id", *LINE_COLUMNS)
-            # Every line of the invoice was deleted just above, in this transaction, and only this invoice's
-            # staged lines are inserted: the rows inserted are exactly the invoice's lines now (a count
+            # Every line of the invoice was deleted just above, in this transaction, and the stage holds
+            # this invoice's lines only: the rows inserted are exactly the invoice's lines now (a count
             # query would re-read a million index entries to say the same).
-            loaded = conn.execute(
-                insert(line).from_select(
-                    columns,
-                    select(*(stage.c[c] for c in columns)).where(
-                        stage.c.stage_id == stage_id,
-                        _of_invoice(stage, key.provider, key.invoice_id),
-                    ),
-                )
-            ).rowcount
+            staged = select(
+                literal(key.provider, String).label("provider"),
+                literal(key.invoice_id, String).label("invoice_id"),
+                *(stage.c[c] for c in LINE_COLUMNS),
+            )
+            loaded = conn.execute(insert(line).from_select(("provider", "invoice_id", *LINE_COLUMNS), staged)).rowcount
             if loaded is None or loaded < 0:  # a driver that does not report it: count instead
                 loaded = conn.execute(select(func.count()).where(same_invoice)).scalar()
             self._write_invoice(
@@ -407,7 +416,7 @@ class InvoiceStore:
                 **totals,
             )
             self._finish_attempt(conn, key, "loaded", final=False, **_attempt_totals(totals))
-            conn.execute(delete(stage).where(stage.c.stage_id == stage_id))
+            self.drop_stage(stage_id, conn)
         return loaded
 
     def activate(self, key: AttemptKey) -> None:

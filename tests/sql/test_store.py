@@ -47,13 +47,13 @@ def _totals(total=TOTAL):
 def _load(store, run_id="run-1", amounts=AMOUNTS):
     key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", run_id)
     store.start_attempt(key, triggered_by="test")
-    store.stage_lines(run_id, PROVIDER, INVOICE, _lines(amounts))
+    store.stage_lines(run_id, _lines(amounts))
     store.load_from_stage(key, _header(sum(amounts)), run_id, totals=_totals(sum(amounts)))
     return key
 
 
 def test_money_round_trips_and_sums_exactly(invoice_db):
-    invoice_db.stage_lines("s1", PROVIDER, INVOICE, _lines())
+    invoice_db.stage_lines("s1", _lines())
     summary = invoice_db.staged_summary("s1")
 
     assert float(sum(float(a) for a in AMOUNTS)) != float(sum(AMOUNTS))  # the trap this guards against
@@ -89,7 +89,7 @@ def test_failure_mid_load_leaves_database_unchanged(invoice_db, monkeypatch):
     key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-2")
     invoice_db.start_attempt(key, triggered_by="test")
     new_amounts = [Decimal("9.99")] * 3
-    invoice_db.stage_lines("run-2", PROVIDER, INVOICE, _lines(new_amounts))
+    invoice_db.stage_lines("run-2", _lines(new_amounts))
 
     def crash(*args, **kwargs):  # runs after the old lines were deleted and the new ones inserted
         raise RuntimeError("worker died mid-load")
@@ -107,7 +107,7 @@ def test_active_invoice_is_never_overwritten(invoice_db):
     key = _load(invoice_db)
     invoice_db.activate(key)
     again = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-2")
-    invoice_db.stage_lines("run-2", PROVIDER, INVOICE, _lines())
+    invoice_db.stage_lines("run-2", _lines())
     with pytest.raises(InvoiceStateError, match="is active; deactivate it"):
         invoice_db.load_from_stage(again, _header(), "run-2", totals=_totals())
     assert invoice_db.get_invoice(PROVIDER, INVOICE)["status"] == "active"
@@ -117,5 +117,5 @@ def test_amounts_finer_than_six_places_are_refused_not_rounded(invoice_db):
     from include.model import InvalidProviderData
 
     with pytest.raises(InvalidProviderData, match="more than 6 decimal places"):
-        invoice_db.stage_lines("s1", PROVIDER, INVOICE, _lines([Decimal("0.1234567")]))
+        invoice_db.stage_lines("s1", _lines([Decimal("0.1234567")]))
     assert invoice_db.staged_summary("s1").line_count == 0
