@@ -166,7 +166,8 @@ class _Workers:
                 process.stdin.flush()
                 ok, value = pickle.load(process.stdout)
             except (OSError, EOFError, pickle.UnpicklingError):
-                ok, value = False, RuntimeError(f"A staging worker stopped unexpectedly (exit code {process.poll()}).")
+                code = _exit_code(process)
+                ok, value = False, RuntimeError(f"A staging worker stopped unexpectedly (exit code {code}).")
             except Exception as exc:  # a thread must report, never die silently: the producer waits on it
                 ok, value = False, exc
             if ok and value != batch.count:  # the numbering of every later batch relied on it
@@ -187,6 +188,14 @@ class _Workers:
         for process in self.processes:
             process.wait()
             process.stdout.close()
+
+
+def _exit_code(process: subprocess.Popen) -> int | None:
+    """The code of a worker whose pipe just closed (it is exiting), or ``None`` if it does not exit."""
+    try:
+        return process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def stage_batch(job: StageJob, first_line_no: int, batch: LineBatch) -> int:

@@ -127,3 +127,14 @@ def test_an_error_inside_a_worker_reaches_the_task_with_its_message(invoice_db, 
         )
     assert worker_runs == ["broken"]
     assert _staged(invoice_db, "broken") == []
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_a_worker_that_dies_fails_the_stage_with_one_sentence(invoice_db, worker_runs, tmp_path, monkeypatch):
+    (tmp_path / "dying_normaliser.py").write_text("import os\n\nos._exit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the workers get this process's path
+    hook = _ExportHook(_texts(60), size=10)
+    with pytest.raises(RuntimeError, match=r"^A staging worker stopped unexpectedly \(exit code 3\)\.$"):
+        _stage(invoice_db, hook, "dying", processes=2, normaliser="dying_normaliser")
+    assert worker_runs == ["dying"]
+    assert _staged(invoice_db, "dying") == []
