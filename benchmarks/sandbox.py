@@ -38,7 +38,7 @@ class _BlobFiles(Mapping):
 
 
 def _install() -> None:
-    from include.sandbox import microsoft as sandbox_microsoft
+    from include.providers.microsoft import sandbox as sandbox_microsoft
 
     if getattr(sandbox_microsoft._build_manifest, "_bench", False):
         return

@@ -16,14 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from include.notification.render import money
+from include.providers.microsoft.demo import MICROSOFT_DEMO
+from include.providers.synnex.demo import SYNNEX_DEMO, SYNNEX_DEMO_HEADER_TAX, SYNNEX_HEADER_TAX_SETTINGS
 from include.sandbox import SandboxServer
-from include.sandbox.demo_data import (
-    MICROSOFT_DEMO,
-    SYNNEX_DEMO,
-    SYNNEX_DEMO_HEADER_TAX,
-    SYNNEX_HEADER_TAX_SETTINGS,
-    write_demo_data,
-)
+from include.sandbox.demo_data import write_demo_data
 from include.sandbox.mail import MailCatcher
 
 RECIPIENTS = ["billing@reseller.example"]

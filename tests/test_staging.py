@@ -11,7 +11,7 @@ from sqlalchemy import select
 import include.staging
 from include.exact_json import LineBatch
 from include.model import InvalidProviderData, InvoiceHeader
-from include.sandbox.demo_data import one_time_line
+from include.providers.microsoft.demo import one_time_line
 from include.sandbox.server import dumps
 from include.sql.schema import LINE_COLUMNS, line_stage_table
 from include.staging import StageJob, stage_invoice
@@ -52,7 +52,7 @@ def _stage(store, hook, stage_id: str, processes: int, parallel_from_lines: int 
         db_url=store.engine.url.render_as_string(hide_password=False),
         stage_id=stage_id,
         header=HEADER,
-        normaliser_path=normaliser or "include.providers.microsoft",
+        normaliser_path=normaliser or "include.providers.microsoft.normaliser",
     )
     return stage_invoice(
         store, job, hook, {"id": INVOICE}, processes=processes, parallel_from_lines=parallel_from_lines

@@ -45,7 +45,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             display_name="Microsoft Partner Center",
             hook_path="plugins.hooks.partner_center.PartnerCenterHook",
             conn_id="partner_center_default",
-            normaliser_path="include.providers.microsoft",
+            normaliser_path="include.providers.microsoft.normaliser",
             suite_file="microsoft.json",
         ),
         ProviderSpec(
@@ -53,7 +53,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             display_name="TD SYNNEX StreamOne Ion",
             hook_path="plugins.hooks.streamone_ion.StreamOneIonHook",
             conn_id="streamone_ion_default",
-            normaliser_path="include.providers.synnex",
+            normaliser_path="include.providers.synnex.normaliser",
             suite_file="synnex.json",
             unreported_categories={
                 "marketplace": "TD SYNNEX does not report Azure Marketplace fees in its platform data (KB 44002357719)"

@@ -27,8 +27,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-PROVIDER_MODULES = ["include.sandbox.microsoft", "include.sandbox.synnex"]
-"""Extend with e.g. ``include.sandbox.synnex``."""
+PROVIDER_MODULES = ["include.providers.microsoft.sandbox", "include.providers.synnex.sandbox"]
+"""Extend with e.g. ``include.providers.synnex.sandbox``."""
 
 HOST = "127.0.0.1"
 FAULT_KINDS = ("status", "delay", "truncate", "drop_items", "break_chain")

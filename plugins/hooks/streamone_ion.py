@@ -15,7 +15,7 @@ the connection host (default ``https://ion.tdsynnex.com``):
 Both lists are read in the page envelope ``{"items": [...], "total": <items in all>, "limit", "offset"}``
 (assumed). Every page must hold exactly ``min(limit, total - offset)`` items and ``total`` must not
 change while paging; anything else raises :class:`InvalidProviderData`, so an invoice never arrives
-silently truncated. Invoice field names live in :mod:`include.providers.synnex`.
+silently truncated. Invoice field names live in :mod:`include.providers.synnex.normaliser`.
 
 Connection ``streamone_ion_default`` (conn_type http): host, login/password = API key/secret; extra
 ``account_id`` (invoices of any other account are refused), ``page_size`` (default 100, Ion's default
@@ -34,7 +34,7 @@ from urllib.parse import quote
 import requests
 
 from include.model import InvalidProviderData, InvoiceNotFound, parse_date
-from include.providers.synnex import HEADER_FIELDS
+from include.providers.synnex.normaliser import HEADER_FIELDS
 from plugins.hooks.http import ProviderHttpHook
 
 MYINVOICES_PATH = "/api/v1/invoices/myinvoices"

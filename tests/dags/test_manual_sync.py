@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from include.sandbox.demo_data import MICROSOFT_DEMO
+from include.providers.microsoft.demo import MICROSOFT_DEMO
 from include.sql.schema import (
     invoice_sync_attempt,
     provider_invoice,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from include.sandbox.demo_data import (
+from include.providers.synnex.demo import (
     SYNNEX_DEMO,
     SYNNEX_DEMO_HEADER_TAX,
     SYNNEX_HEADER_TAX_SETTINGS,

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from include.sandbox.demo_data import MICROSOFT_DEMO
+from include.providers.microsoft.demo import MICROSOFT_DEMO
 from tests.e2e.airflow_processes import postgres_reachable
 
 MANUAL = "provider_invoice_manual_sync"

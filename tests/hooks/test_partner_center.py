@@ -11,17 +11,17 @@ import pytest
 import requests
 
 from include.model import InvalidProviderData, InvoiceNotFound, detail_total
-from include.providers.microsoft import normalize_header, normalize_lines
-from include.sandbox.demo_data import (
+from include.providers.microsoft.demo import (
     MICROSOFT_DEMO,
     azure_line,
     microsoft_invoice,
     office_line,
     one_time_line,
     sets_total,
-    write_demo_data,
     write_microsoft_invoice,
 )
+from include.providers.microsoft.normaliser import normalize_header, normalize_lines
+from include.sandbox.demo_data import write_demo_data
 from plugins.hooks import partner_center
 from plugins.hooks.partner_center import PartnerCenterHook
 from tests.hooks.helpers import FAST_RETRIES, calls

@@ -9,16 +9,10 @@ import pytest
 import requests
 
 from include.model import InvalidProviderData, InvoiceNotFound, detail_total
-from include.providers.synnex import normalize_header, normalize_lines
-from include.sandbox.demo_data import (
-    SYNNEX_DEMO,
-    seller_total,
-    synnex_invoice,
-    synnex_line,
-    write_demo_data,
-    write_synnex_invoice,
-)
-from include.sandbox.synnex import ACCOUNT_ID
+from include.providers.synnex.demo import SYNNEX_DEMO, seller_total, synnex_invoice, synnex_line, write_synnex_invoice
+from include.providers.synnex.normaliser import normalize_header, normalize_lines
+from include.providers.synnex.sandbox import ACCOUNT_ID
+from include.sandbox.demo_data import write_demo_data
 from plugins.hooks.streamone_ion import StreamOneIonHook, _checked_page
 from tests.hooks.helpers import FAST_RETRIES, calls
 

@@ -9,8 +9,7 @@ from decimal import Decimal
 import pytest
 
 from include.model import InvalidProviderData, detail_total
-from include.providers.microsoft import normalize_header, normalize_lines
-from include.sandbox.demo_data import (
+from include.providers.microsoft.demo import (
     MICROSOFT_DEMO,
     azure_line,
     microsoft_demo_invoices,
@@ -18,6 +17,7 @@ from include.sandbox.demo_data import (
     office_line,
     one_time_line,
 )
+from include.providers.microsoft.normaliser import normalize_header, normalize_lines
 
 START = date(2026, 1, 1)
 HEADER = normalize_header(microsoft_invoice("G1", START, Decimal("0"), [("one_time", "billing_line_items")]))

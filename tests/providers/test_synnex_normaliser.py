@@ -9,14 +9,14 @@ from decimal import Decimal
 import pytest
 
 from include.model import InvalidProviderData, detail_total
-from include.providers.synnex import normalize_header, normalize_lines
-from include.sandbox.demo_data import (
+from include.providers.synnex.demo import (
     SYNNEX_DEMO,
     SYNNEX_DEMO_HEADER_TAX,
     synnex_demo_invoices,
     synnex_invoice,
     synnex_line,
 )
+from include.providers.synnex.normaliser import normalize_header, normalize_lines
 
 START = date(2026, 1, 1)
 RAW_HEADER = synnex_invoice("4200001", START, Decimal("1000.10"), Decimal("190.02"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
+from include.providers.microsoft import sandbox as sandbox_microsoft
 from include.sandbox import SandboxServer
-from include.sandbox import microsoft as sandbox_microsoft
 from include.sandbox.demo_data import write_demo_data
 
 

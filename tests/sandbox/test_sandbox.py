@@ -14,9 +14,11 @@ from decimal import Decimal
 import pytest
 import requests
 
+from include.providers.microsoft import sandbox as sandbox_microsoft
+from include.providers.microsoft.demo import MICROSOFT_DEMO
+from include.providers.synnex.demo import SYNNEX_DEMO
 from include.sandbox import SandboxServer
-from include.sandbox import microsoft as sandbox_microsoft
-from include.sandbox.demo_data import MICROSOFT_DEMO, SYNNEX_DEMO, write_demo_data
+from include.sandbox.demo_data import write_demo_data
 from include.sandbox.server import loads
 
 PC = "/partnercenter/v1"

@@ -110,7 +110,7 @@ def category_of(charge_type: str | None, where: str) -> str:
     except KeyError:
         raise InvalidProviderData(
             f"{where} has chargeType {charge_type!r}, which is not one of {', '.join(CHARGE_TYPES)}; "
-            "add it to CHARGE_TYPES in include/providers/synnex.py."
+            "add it to CHARGE_TYPES in include/providers/synnex/normaliser.py."
         ) from None
 
 
