@@ -1,9 +1,15 @@
 """Start and stop a real Airflow 3 deployment (api-server, scheduler, dag-processor) as subprocesses.
 
-Used by the end-to-end test: a fresh ``AIRFLOW_HOME``, ``airflow db migrate``, LocalExecutor,
+Used by the end-to-end tests: a fresh ``AIRFLOW_HOME``, ``airflow db migrate``, LocalExecutor,
 SimpleAuthManager with a known user, everything on 127.0.0.1. The metadata database is a throw-away
 PostgreSQL database when one is reachable (created here, dropped on :meth:`AirflowDeployment.stop`),
 otherwise SQLite in the Airflow home.
+
+With ``celery_workers`` the deployment runs CeleryExecutor instead, as the compose ``celery`` profile
+does: Redis as the broker, the PostgreSQL metadata database as the result backend, and one
+``airflow celery worker`` process per name. Parallel test sessions share the Redis server, so every
+deployment uses a queue of its own (``[operators] default_queue``) on a Redis database set aside for
+these tests, and deletes the queue's keys when it stops.
 
 Every component runs in its own process group, logs to ``<home>/component-logs/<name>.log``, and is
 stopped with SIGTERM, then SIGKILL after a timeout, together with any descendant that left the group
@@ -32,6 +38,13 @@ PG_HOST = os.environ.get("INVOICE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("INVOICE_TEST_PG_PORT", "5432"))
 PG_USER = os.environ.get("INVOICE_TEST_PG_USER", "postgres")
 """The same server as ``tests/conftest.py`` uses for the invoice database."""
+REDIS_HOST = os.environ.get("INVOICE_TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("INVOICE_TEST_REDIS_PORT", "6379"))
+REDIS_DB = int(os.environ.get("INVOICE_TEST_REDIS_DB", "13"))
+"""A Redis database for these tests only; each deployment adds a queue of its own."""
+CELERY_WORKER_CONCURRENCY = 1
+"""Task slots per worker. With one slot and Airflow's late acks a worker holds one task at a time, so
+tasks queued together go to both workers instead of being prefetched by whichever polls first."""
 
 USERNAME = "admin"
 COMPONENTS = {
@@ -42,9 +55,17 @@ COMPONENTS = {
 }
 
 
+TASK_HOST_VARIABLE = "INVOICE_E2E_TASK_HOST"
+
+
 def loopback_hostname() -> str:
-    """``[core] hostname_callable`` of the test deployment: task instances record 127.0.0.1 as their host."""
-    return HOST
+    """``[core] hostname_callable`` of the test deployment: the host task instances record.
+
+    127.0.0.1, except in a Celery worker, which gets a loopback address of its own (127.0.0.2, ...)
+    so a task instance tells which worker ran it; the workers serve no logs (the API server reads the
+    shared log folder), so nothing connects to those addresses.
+    """
+    return os.environ.get(TASK_HOST_VARIABLE, HOST)
 
 
 def free_port() -> int:
@@ -62,6 +83,19 @@ def postgres_reachable() -> bool:
             return True
     except psycopg.OperationalError:
         return False
+
+
+def redis_reachable() -> bool:
+    """Whether the test Redis server answers PING."""
+    import redis
+
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=3)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def _admin_pg(statement: str) -> None:
@@ -84,7 +118,9 @@ class AirflowDeployment:
     ``AIRFLOW_VAR_*``); the deployment adds its own ``AIRFLOW__*`` settings on top.
     """
 
-    def __init__(self, home: Path, env: Mapping[str, str], *, use_postgres: bool):
+    def __init__(self, home: Path, env: Mapping[str, str], *, use_postgres: bool, celery_workers: tuple[str, ...] = ()):
+        if celery_workers and not use_postgres:
+            raise ValueError("The CeleryExecutor deployment needs PostgreSQL (metadata DB and result backend).")
         self.home = Path(home)
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
@@ -93,6 +129,9 @@ class AirflowDeployment:
         self.processes: dict[str, subprocess.Popen] = {}
         self._log_files: list = []
         self.pg_database = f"airflow_e2e_{uuid.uuid4().hex[:10]}" if use_postgres else None
+        self.celery_workers = celery_workers
+        """Worker names; worker ``i`` records task instances as run on host :meth:`worker_host` ``(i)``."""
+        self.celery_queue = f"invoice_e2e_{uuid.uuid4().hex[:10]}"
         self.env = self._environment(env)
         self.http = requests.Session()
         self.http.trust_env = False  # never a proxy: everything stays on 127.0.0.1
@@ -154,7 +193,39 @@ class AirflowDeployment:
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            **(self._celery_settings(sql_conn) if self.celery_workers else {}),
         }
+
+    def _celery_settings(self, sql_conn: str) -> dict[str, str]:
+        """The settings of the compose ``celery`` profile, pointed at this machine's Redis and PostgreSQL."""
+        return {
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{sql_conn}",
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CELERY_WORKER_CONCURRENCY),
+            "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.celery_queue,
+        }
+
+    @property
+    def broker_url(self) -> str:
+        return f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+
+    @staticmethod
+    def worker_host(index: int) -> str:
+        """The loopback address the ``index``-th Celery worker records as the host of its task instances."""
+        return f"127.0.0.{index + 2}"
+
+    def _commands(self) -> dict[str, tuple[list[str], dict[str, str]]]:
+        """``name -> (airflow arguments, environment)`` of every long-running component."""
+        commands = {name: ([arg.format(port=self.port) for arg in args], self.env) for name, args in COMPONENTS.items()}
+        for index, worker in enumerate(self.celery_workers):
+            args = [
+                *("celery", "worker", "--queues", self.celery_queue, "--celery-hostname", f"{worker}@{HOST}"),
+                *("--pid", str(self.home / f"celery-{worker}.pid"), "--skip-serve-logs"),
+            ]
+            commands[f"celery-{worker}"] = (args, {**self.env, TASK_HOST_VARIABLE: self.worker_host(index)})
+        return commands
 
     # -- life cycle --------------------------------------------------------------------------------
 
@@ -186,12 +257,12 @@ class AirflowDeployment:
             )
         if result.returncode != 0:
             raise ComponentFailed(f"airflow db migrate exited with {result.returncode}\n{self.log_tails()}")
-        for name, args in COMPONENTS.items():
+        for name, (args, env) in self._commands().items():
             log = (self.log_dir / f"{name}.log").open("w")
             self._log_files.append(log)
             self.processes[name] = subprocess.Popen(
-                ["airflow", *(arg.format(port=self.port) for arg in args)],
-                env=self.env,
+                ["airflow", *args],
+                env=env,
                 cwd=self.home,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -199,6 +270,8 @@ class AirflowDeployment:
                 start_new_session=True,  # its own process group, so stop() reaches its children
             )
         self.wait_healthy(deadline)
+        if self.celery_workers:
+            self.wait_for_workers(deadline)
 
     def check_alive(self) -> None:
         for name, process in self.processes.items():
@@ -222,6 +295,41 @@ class AirflowDeployment:
                 health = repr(err)
             time.sleep(1)
         raise ComponentFailed(f"Airflow is not healthy in time; last health: {health}\n{self.log_tails()}")
+
+    def wait_for_workers(self, deadline: float) -> None:
+        """Until every Celery worker answers a ping through the broker."""
+        from celery import Celery
+
+        app = Celery(broker=self.broker_url)
+        expected = {f"{worker}@{HOST}" for worker in self.celery_workers}
+        answered: set[str] = set()
+        try:
+            while time.monotonic() < deadline:
+                self.check_alive()
+                replies = app.control.ping(destination=sorted(expected), timeout=1.0) or []
+                answered = {name for reply in replies for name in reply}
+                if expected <= answered:
+                    return
+                time.sleep(1)
+        finally:
+            app.close()
+        raise ComponentFailed(
+            f"Celery workers {sorted(expected - answered)} did not answer in time\n{self.log_tails()}"
+        )
+
+    def _forget_queue(self) -> None:
+        """Delete what this deployment left on the shared Redis database (its queue, nothing else)."""
+        import redis
+
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_connect_timeout=3)
+        try:
+            binding = f"_kombu.binding.{self.celery_queue}"  # the exchange binding kombu keeps per queue
+            keys = [binding, self.celery_queue, *client.scan_iter(match=f"{self.celery_queue}*")]
+            client.delete(*keys)
+        except redis.RedisError:
+            pass  # a queue left behind holds no task of a later run: every run has its own queue
+        finally:
+            client.close()
 
     def stop(self, *, timeout: float = 30) -> None:
         """SIGTERM every component's process group, SIGKILL what is left after ``timeout``; drop the database."""
@@ -253,6 +361,8 @@ class AirflowDeployment:
             log.close()
         self._log_files.clear()
         self.http.close()
+        if self.celery_workers:
+            self._forget_queue()
         if self.pg_database:
             _admin_pg(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
             self.pg_database = None
