@@ -13,8 +13,9 @@ Keys and defaults (per provider):
 - ``tax`` (``"lines"`` or ``"header"``, default ``"lines"``): ``"lines"`` means the lines carry the tax
   the header total includes; ``"header"`` means the provider states tax/levies on the header only, and
   the header tax is added to the detail total as category ``tax``.
-- ``stage_processes`` (integer >= 1, default: one per core): how many processes parse and stage a large
-  JSON-lines export on PostgreSQL (:mod:`include.staging`); 1 keeps it in the task's own process.
+- ``stage_processes`` (integer >= 1, default: one per core, under the CeleryExecutor the cores divided by
+  ``[celery] worker_concurrency``): how many processes parse and stage a large JSON-lines export on
+  PostgreSQL (:func:`include.staging.default_processes`); 1 keeps it in the task's own process.
 - ``stage_parallel_from_lines`` (integer >= 1, default 20000): the size from which an export is large.
 """
 
@@ -42,7 +43,7 @@ class ProviderSettings:
     """``None`` means every currency is active."""
     tax: str = "lines"
     stage_processes: int | None = None
-    """``None`` means one per core."""
+    """``None`` means :func:`include.staging.default_processes`."""
     stage_parallel_from_lines: int = 20_000
 
     def currency_is_active(self, currency_code: str) -> bool:

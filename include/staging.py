@@ -44,8 +44,25 @@ PARALLEL_FROM_LINES = 20_000
 
 
 def default_processes() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may run on, shared among the tasks that may run beside it (at least 1).
+
+    A Celery worker runs up to ``[celery] worker_concurrency`` tasks at once on its machine, and each
+    of them may be a fetch staging a large invoice: each gets its share of the cores, so a worker never
+    starts more staging processes than its machine has cores. Under other executors the fetch takes
+    every core (the LocalExecutor's other tasks mostly wait on HTTP); ``stage_processes`` overrides both.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // _celery_worker_slots())
+
+
+def _celery_worker_slots() -> int:
+    """``[celery] worker_concurrency`` when this task runs under the CeleryExecutor, else 1."""
+    from airflow.sdk.configuration import conf
+
+    executors = conf.get("core", "executor", fallback="") or ""
+    if "CeleryExecutor" not in executors:
+        return 1
+    return max(1, conf.getint("celery", "worker_concurrency", fallback=16))
 
 
 @dataclass(frozen=True)

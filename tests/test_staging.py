@@ -138,3 +138,22 @@ def test_a_worker_that_dies_fails_the_stage_with_one_sentence(invoice_db, worker
         _stage(invoice_db, hook, "dying", processes=2, normaliser="dying_normaliser")
     assert worker_runs == ["dying"]
     assert _staged(invoice_db, "dying") == []
+
+
+@pytest.mark.parametrize(
+    ("executor", "worker_concurrency", "cores", "expected"),
+    [
+        ("LocalExecutor", "16", 8, 8),  # the fetch takes every core
+        ("CeleryExecutor", "4", 8, 2),  # four slots share eight cores
+        ("CeleryExecutor", "2", 2, 1),
+        ("CeleryExecutor", "16", 2, 1),  # Airflow's default concurrency on a small worker: never fewer than one
+        ("LocalExecutor,CeleryExecutor", "1", 4, 4),  # several executors: this task may be a Celery one
+    ],
+)
+def test_default_processes_share_a_celery_workers_cores_among_its_slots(
+    monkeypatch, executor, worker_concurrency, cores, expected
+):
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", executor)
+    monkeypatch.setenv("AIRFLOW__CELERY__WORKER_CONCURRENCY", worker_concurrency)
+    monkeypatch.setattr(include.staging.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert include.staging.default_processes() == expected

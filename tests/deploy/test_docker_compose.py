@@ -245,6 +245,8 @@ def test_celery_profile_has_redis_and_a_celery_worker(services):
     assert (broker.scheme, broker.hostname) == ("redis", "redis")
     backend = worker["environment"]["AIRFLOW__CELERY__RESULT_BACKEND"]
     assert urlsplit(backend.removeprefix("db+")).hostname == "postgres"
+    # include/staging.py divides the worker's cores by it; the Celery e2e test sets the same keys.
+    assert int(worker["environment"]["AIRFLOW__CELERY__WORKER_CONCURRENCY"]) >= 1
 
 
 def test_sandbox_profile_runs_the_sandbox_cli_and_a_mail_catcher(services):
