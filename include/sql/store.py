@@ -298,20 +298,24 @@ class InvoiceStore:
             usage_last_charge_end=max(usage_ends, default=None),
         )
 
-    def staged_amounts_frame(self, stage_id: str):
-        """The staged lines as a pandas frame with exact integer ``amount_micros`` (for the GX suite).
+    def staged_amounts_query(self, stage_id: str, *, header_tax_micros: int = 0, currency_code: str = "") -> str:
+        """SQL of the staged lines as ``line_no, category, currency_code, amount_micros`` (for the GX suite).
 
-        The micros are computed in SQL (exact on both dialects). PostgreSQL streams the rows out with
-        ``COPY (SELECT ...) TO STDOUT`` as CSV straight into ``pandas.read_csv``; SQLite hands them over
-        in chunks. Neither builds a Python row object per line, which at a million lines is the
-        difference between seconds and tens of seconds, and hundreds of MiB of peak memory.
+        The micros are computed by the database from the exact stored amounts. ``header_tax_micros``
+        (not 0) adds header-only tax as one more row, line 0 of category ``tax``, as the provider's tax
+        setting asks. Literal values are rendered by SQLAlchemy for this database's dialect.
         """
         t = self._stage(stage_id)
         query = select(t.c.line_no, t.c.category, t.c.currency_code, self._micros(t.c.amount).label("amount_micros"))
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                return _copy_frame(conn, query)
-            return _chunked_frame(conn, query)
+        if header_tax_micros:
+            tax = select(
+                literal(0, BigInteger).label("line_no"),
+                literal("tax", String).label("category"),
+                literal(currency_code, String).label("currency_code"),
+                literal(header_tax_micros, BigInteger).label("amount_micros"),
+            )
+            query = query.union_all(tax)
+        return str(query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
 
     # -- checksum outcome ---------------------------------------------------------------------
     def record_checksum_error(
@@ -512,62 +516,6 @@ class InvoiceStore:
                 .order_by(provider_invoice_note.c.id)
             )
             return [dict(r._mapping) for r in rows]
-
-
-_FRAME_COLUMNS = {"line_no": "int64", "category": "str", "currency_code": "str", "amount_micros": "int64"}
-_FRAME_CHUNK = 100_000
-
-
-def _copy_frame(conn: Connection, query):
-    """``query`` via PostgreSQL ``COPY ... TO STDOUT (FORMAT csv)`` into a typed frame.
-
-    Every column of the staging query is NOT NULL, so no CSV field is read as missing (an empty
-    currency stays an empty string and fails the in-set expectation, as it should).
-    """
-    import io
-
-    import pandas as pd
-
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    buffer = io.BytesIO()
-    with conn.connection.dbapi_connection.cursor() as cursor:
-        with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for block in copy:
-                buffer.write(block)
-    buffer.seek(0)
-    return pd.read_csv(
-        buffer, header=None, names=list(_FRAME_COLUMNS), dtype=_FRAME_COLUMNS, na_filter=False, engine="c"
-    )
-
-
-def _chunked_frame(conn: Connection, query):
-    """``query`` through the driver cursor, ``_FRAME_CHUNK`` rows at a time, into a typed frame.
-
-    Each chunk of row tuples becomes a NumPy record array in one C-level conversion (int64 columns
-    as int64, text columns as objects), instead of being transposed in Python.
-    """
-    import numpy as np
-    import pandas as pd
-
-    record = np.dtype([(name, "int64" if dtype == "int64" else object) for name, dtype in _FRAME_COLUMNS.items()])
-    compiled = query.compile(dialect=conn.dialect)
-    params = compiled.construct_params()
-    cursor = conn.connection.dbapi_connection.cursor()
-    chunks = []
-    try:
-        cursor.execute(str(compiled), [params[name] for name in compiled.positiontup])
-        while rows := cursor.fetchmany(_FRAME_CHUNK):
-            chunks.append(np.array(rows, dtype=record))
-    finally:
-        cursor.close()
-    records = np.concatenate(chunks) if chunks else np.empty(0, dtype=record)
-    del chunks
-    return pd.DataFrame(
-        {
-            name: np.ascontiguousarray(records[name]) if dtype == "int64" else pd.array(records[name], dtype=dtype)
-            for name, dtype in _FRAME_COLUMNS.items()
-        }
-    )
 
 
 _STORED = len(LINE_COLUMNS)

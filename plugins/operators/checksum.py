@@ -56,7 +56,7 @@ class ChecksumValidationOperator(InvoiceOperator):
             report_json,
         )
         from include.checksum.tolerance import effective_tolerance
-        from include.checksum.validation import validate_lines
+        from include.checksum.validation import StagedLines, validate_lines
         from include.model import from_micros, to_micros
         from include.settings import InvalidSettings, load_settings
 
@@ -70,28 +70,34 @@ class ChecksumValidationOperator(InvoiceOperator):
         override, reason = parse_override(self.override_tolerance, self.override_reason)
         tolerance = effective_tolerance(settings, override)
 
-        with ThreadPoolExecutor(1) as pool:  # the database computes the SQL totals while the frame streams out
+        header_tax = header.header_tax if settings.tax == "header" and header.header_tax else None
+        lines = StagedLines(
+            url=store.engine.url.render_as_string(hide_password=False),
+            query=store.staged_amounts_query(
+                stage_id,
+                header_tax_micros=to_micros(header_tax) if header_tax else 0,
+                currency_code=header.currency_code,
+            ),
+        )
+        with ThreadPoolExecutor(1) as pool:  # the database computes the totals while GX sets up and queries
             summary_read = pool.submit(store.staged_summary, stage_id)
-            frame = store.staged_amounts_frame(stage_id)
+            outcome = validate_lines(
+                spec.suite_file,
+                lines,
+                header_total_micros=to_micros(header.header_total),
+                tolerance_micros=to_micros(tolerance),
+                invoice_currencies=[header.currency_code],
+                validation_name=f"{self.provider}_{self.invoice_id}",
+                run_name=f"{key.dag_id}__{key.run_id}__{self.invoice_id}",
+            )
             summary = summary_read.result()
         breakdown = dict(summary.breakdown)
         line_counts = dict(summary.line_counts)
-        if settings.tax == "header" and header.header_tax:
-            frame = _with_header_tax(frame, to_micros(header.header_tax), header.currency_code)
-            breakdown["tax"] = breakdown.get("tax", Decimal(0)) + header.header_tax
+        if header_tax:
+            breakdown["tax"] = breakdown.get("tax", Decimal(0)) + header_tax
             line_counts["tax"] = line_counts.get("tax", 0) + 1
-
-        outcome = validate_lines(
-            spec.suite_file,
-            frame,
-            header_total_micros=to_micros(header.header_total),
-            tolerance_micros=to_micros(tolerance),
-            invoice_currencies=[header.currency_code],
-            validation_name=f"{self.provider}_{self.invoice_id}",
-            run_name=f"{key.dag_id}__{key.run_id}__{self.invoice_id}",
-        )
         detail_total = from_micros(sum(to_micros(v) for v in breakdown.values()))
-        if outcome.observed_sum_micros != to_micros(detail_total):
+        if outcome.observed_sum_micros is not None and outcome.observed_sum_micros != to_micros(detail_total):
             raise AirflowFailException(
                 f"GX observed a detail total of {from_micros(outcome.observed_sum_micros)} but SQL summed "
                 f"{detail_total}; the staged lines changed during validation."
@@ -166,16 +172,6 @@ class ChecksumValidationOperator(InvoiceOperator):
             "totals": {k: str(v) for k, v in totals.items()},
             "data_docs_page": outcome.data_docs_page,
         }
-
-
-def _with_header_tax(frame, tax_micros: int, currency_code: str):
-    """Count header-only tax as one synthetic ``tax`` row, as the provider's tax setting asks."""
-    import pandas as pd
-
-    row = pd.DataFrame(
-        {"line_no": [0], "category": ["tax"], "currency_code": [currency_code], "amount_micros": [tax_micros]}
-    ).astype(frame.dtypes.to_dict())
-    return pd.concat([frame, row], ignore_index=True)
 
 
 def _override_note(override: Decimal | None, applied: Decimal, reason: str | None) -> str | None:

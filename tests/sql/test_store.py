@@ -60,8 +60,12 @@ def test_money_round_trips_and_sums_exactly(invoice_db):
     assert sum(summary.breakdown.values()) == sum(AMOUNTS)
     assert summary.breakdown["one_time"] == Decimal("1329.7525") * 200
     assert summary.currency_totals == {"EUR": sum(AMOUNTS)}
-    frame = invoice_db.staged_amounts_frame("s1")
-    assert int(frame["amount_micros"].sum()) == int(sum(AMOUNTS) * 10**6)
+    with invoice_db.engine.connect() as conn:
+        query = invoice_db.staged_amounts_query("s1", header_tax_micros=19_000_000, currency_code="EUR")
+        rows = conn.exec_driver_sql(query).all()
+    assert len(rows) == len(AMOUNTS) + 1
+    assert sum(micros for *_, micros in rows) == int(sum(AMOUNTS) * 10**6) + 19_000_000
+    assert (0, "tax", "EUR", 19_000_000) in rows
 
 
 def test_load_is_idempotent(invoice_db):
