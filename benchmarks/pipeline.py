@@ -9,7 +9,9 @@ For every size and database (SQLite always; PostgreSQL when it answers, in a thr
    the operators' own ``execute()`` with XCom passed along (:mod:`benchmarks.worker`), timing each
    stage and taking each process's peak RSS;
 3. checks the result: invoice active, every line loaded, detail total == header total, exactly;
-4. runs the floor (:mod:`benchmarks.floor`) on the same data and database, and reports the ratio.
+4. runs the floor (:mod:`benchmarks.floor`) on the same data and database, and reports the ratio;
+5. on PostgreSQL, runs the DuckDB reference (:mod:`benchmarks.duckdb_reference`) on the same blobs, checks
+   its count and sum against the header too, and reports the ratio.
 
 ``python -m benchmarks.pipeline [--lines N] [--db sqlite|postgres|all] [--cache DIR]``. The DAG
 import timings of :mod:`benchmarks.dag_import` are printed at the end (``--no-dag-import`` skips).
@@ -62,6 +64,8 @@ class BenchResult:
     floor: StageRun | None = None
     floor_total: Decimal | None = None
     floor_lines: int | None = None
+    reference: StageRun | None = None
+    reference_parse_seconds: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -78,6 +82,10 @@ class BenchResult:
     @property
     def ratio(self) -> float | None:
         return self.seconds / self.floor.seconds if self.floor else None
+
+    @property
+    def reference_ratio(self) -> float | None:
+        return self.seconds / self.reference.seconds if self.reference else None
 
 
 # -- databases -------------------------------------------------------------------------------------
@@ -178,9 +186,15 @@ def _child(job: dict, env: dict) -> dict:
 
 
 def run_size(
-    lines: int, dbs: list[str], *, cache_dir: Path | None = None, floor: bool = True, log=print
+    lines: int,
+    dbs: list[str],
+    *,
+    cache_dir: Path | None = None,
+    floor: bool = True,
+    reference: bool = True,
+    log=print,
 ) -> list[BenchResult]:
-    """The pipeline (and the floor) on ``lines`` lines for each database in ``dbs``."""
+    """The pipeline (the floor, and on PostgreSQL the DuckDB reference) on ``lines`` lines for each of ``dbs``."""
     started = time.perf_counter()
     bench = generate(lines, cache_dir or default_cache_dir())
     log(f"[{lines:,} lines] data ready in {time.perf_counter() - started:.1f} s ({len(bench.blobs)} blobs)")
@@ -223,6 +237,20 @@ def run_size(
                     result.floor_total = Decimal(out["result"]["sum"])
                     result.floor_lines = out["result"]["line_count"]
                     log(f"[{lines:,} lines, {kind}] floor: {out['seconds']:.2f} s, {out['peak_rss'] / MIB:.0f} MiB")
+                if reference and kind == "postgres":
+                    job = {
+                        "stage": "duckdb",
+                        "lines": lines,
+                        "cache_dir": str(bench.root.parent),
+                        "db_url": database.url,
+                    }
+                    out = _child(job, env)
+                    count, total = out["result"]["line_count"], Decimal(out["result"]["sum"])
+                    if count != lines or total != bench.header_total:
+                        raise AssertionError(f"DuckDB reference result is wrong: {count} lines, sum {total}")
+                    result.reference = StageRun(out["seconds"], out["cpu_seconds"], out["peak_rss"])
+                    result.reference_parse_seconds = out["result"]["parse_seconds"]
+                    log(f"[{lines:,} lines, {kind}] DuckDB reference: {out['seconds']:.2f} s")
                 results.append(result)
             finally:
                 database.drop()
@@ -237,7 +265,7 @@ def table(results: list[BenchResult]) -> str:
     head = (
         "| lines | db | fetch s | checksum s | load s | activate s | total s | lines/s "
         "| peak RSS MiB (fetch/checksum/load/activate) | fetch worker RSS MiB | CPU s | floor s | floor RSS MiB "
-        "| floor CPU s | pipeline/floor |"
+        "| floor CPU s | pipeline/floor | DuckDB s (parse) | pipeline/DuckDB |"
     )
     rows = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in results:
@@ -249,11 +277,14 @@ def table(results: list[BenchResult]) -> str:
         if r.floor:
             floor = f"{r.floor.seconds:.2f} | {r.floor.peak_rss / MIB:.0f} | {r.floor.cpu_seconds:.1f}"
         ratio = f"{r.ratio:.2f}" if r.ratio else "-"
+        reference = "- | -"
+        if r.reference:
+            reference = f"{r.reference.seconds:.2f} ({r.reference_parse_seconds:.2f}) | {r.reference_ratio:.2f}"
         rows.append(
             f"| {r.lines:,} | {r.db} | "
             + " | ".join(f"{s.seconds:.2f}" for s in stages)
             + f" | {r.seconds:.2f} | {r.lines / r.seconds:,.0f} | {rss} | {workers_rss} | {r.cpu_seconds:.1f}"
-            + f" | {floor} | {ratio} |"
+            + f" | {floor} | {ratio} | {reference} |"
         )
     return "\n".join(rows)
 
@@ -264,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=("all", "sqlite", "postgres"), default="all")
     parser.add_argument("--cache", type=Path, default=None, help="where generated invoices are kept")
     parser.add_argument("--no-floor", action="store_true")
+    parser.add_argument("--no-reference", action="store_true", help="skip the DuckDB reference")
     parser.add_argument("--no-dag-import", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args(argv)
@@ -276,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         dbs.remove("postgres")
     results: list[BenchResult] = []
     for lines in args.lines or SIZES:
-        results.extend(run_size(lines, dbs, cache_dir=args.cache, floor=not args.no_floor))
+        results.extend(
+            run_size(lines, dbs, cache_dir=args.cache, floor=not args.no_floor, reference=not args.no_reference)
+        )
     print()
     print(f"Pipeline benchmark ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
     print(table(results))
@@ -291,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                         "seconds": r.seconds,
                         "floor": vars(r.floor) if r.floor else None,
                         "ratio": r.ratio,
+                        "reference": vars(r.reference) if r.reference else None,
+                        "reference_parse_seconds": r.reference_parse_seconds,
+                        "reference_ratio": r.reference_ratio,
                     }
                     for r in results
                 ],

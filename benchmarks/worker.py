@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.worker '<json>'`` runs one of ``fetch``, ``checksum_validation``, ``load``,
 ``activate`` (the DAG's operators, ``execute()`` with a minimal context: same hook, normaliser, store
-and GX code as a DAG run) or ``floor`` (:mod:`benchmarks.floor`), and prints one JSON line:
+and GX code as a DAG run), ``floor`` (:mod:`benchmarks.floor`) or ``duckdb``
+(:mod:`benchmarks.duckdb_reference`), and prints one JSON line:
 ``{"seconds": ..., "cpu_seconds": ..., "peak_rss": bytes, "workers_peak_rss": bytes, "result": ...}``.
 Connections and the settings Variable come from ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` set by the
 parent. ``seconds`` is the wall time of ``execute()`` alone, including what it imports lazily (GX in
@@ -70,6 +71,16 @@ def run(job: dict) -> dict:
 
         cpu_before, started = cpu_seconds(), time.perf_counter()
         result = run_floor(job["invoice_id"], job["db_url"])
+    elif stage == "duckdb":
+        import duckdb  # noqa: F401
+        import psycopg  # noqa: F401
+
+        from benchmarks.data import generate
+        from benchmarks.duckdb_reference import run_reference
+
+        bench = generate(job["lines"], job["cache_dir"])  # cached: only reads meta.json
+        cpu_before, started = cpu_seconds(), time.perf_counter()
+        result = run_reference(bench, job["db_url"])
     else:
         operator = _operator(stage, job["invoice_id"], job.get("upstream"))
         context = _context(job["run_id"])

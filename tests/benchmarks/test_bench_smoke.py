@@ -6,6 +6,7 @@ loads and activates and what the floor sums, exactly.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 from benchmarks.data import generate
@@ -34,3 +35,12 @@ def test_pipeline_and_floor_agree_exactly_on_sqlite(tmp_path):
     assert result.pipeline_total == result.floor_total == result.header_total
     assert result.floor is not None and result.ratio > 0
     assert f"| {LINES:,} | sqlite |" in table([result])
+
+
+def test_pipeline_floor_and_duckdb_reference_agree_exactly_on_postgres(tmp_path, monkeypatch, postgres_available):
+    monkeypatch.setattr("benchmarks.pipeline.PG_DATABASE", f"invoice_sync_bench_test_{os.getpid()}")
+    (result,) = run_size(LINES, ["postgres"], cache_dir=tmp_path, log=lambda _: None)
+
+    assert result.pipeline_total == result.floor_total == result.header_total
+    assert result.reference is not None and result.reference_ratio > 0  # run_size checked its count and sum
+    assert f"| {LINES:,} | postgres |" in table([result])
