@@ -16,7 +16,8 @@ from include.model import InvalidProviderData
 
 
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    """NaN and Infinity are a provider's data error, not a cut-off body: refused, and never retried."""
+    raise InvalidProviderData(f"{name} where a number belongs; JSON numbers must be finite.")
 
 
 _EXACT_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)

@@ -39,27 +39,57 @@ class InvalidProviderData(ValueError):
     """A provider response that cannot be trusted (malformed, truncated, inconsistent)."""
 
 
+MONEY_DIGITS = 24
+"""Significant digits a money column holds (``NUMERIC(24, 6)``): 18 before the point, 6 after."""
+
+MAX_INTEGER_DIGITS = MONEY_DIGITS - MONEY_SCALE
+
+
 def parse_money(value: object, *, field_name: str = "amount") -> Decimal:
-    """Parse a provider amount exactly; JSON numbers must already be Decimal (never float)."""
+    """Parse a provider amount exactly, or refuse it with one sentence: the one money parser.
+
+    JSON numbers must already be ``Decimal`` (never float). Anything finer than ``MONEY_SCALE``
+    decimals (trailing zeros aside) or with more integer digits than the money column holds is refused
+    here, the same way on every database, instead of being rounded by NUMERIC or overflowing it later.
+    """
     if isinstance(value, bool) or value is None:
-        raise InvalidProviderData(f"{field_name} is {value!r}, expected a number")
+        raise InvalidProviderData(f"{field_name} is {_shown(value)}, expected a number.")
     if isinstance(value, float):
-        raise InvalidProviderData(f"{field_name} arrived as a binary float ({value!r}); parse JSON with Decimal")
+        raise InvalidProviderData(f"{field_name} arrived as a binary float ({value!r}); parse JSON with Decimal.")
     try:
         amount = Decimal(str(value).strip()) if not isinstance(value, Decimal) else value
     except InvalidOperation:
-        raise InvalidProviderData(f"{field_name} {value!r} is not a number") from None
+        raise InvalidProviderData(f"{field_name} {_shown(value)} is not a number.") from None
     if not amount.is_finite():
-        raise InvalidProviderData(f"{field_name} {value!r} is not a finite number")
+        raise InvalidProviderData(f"{field_name} {_shown(value)} is not a finite number.")
+    _, digits, exponent = amount.as_tuple()
+    if exponent < -MONEY_SCALE and any(digits[exponent + MONEY_SCALE :]):
+        raise InvalidProviderData(
+            f"{field_name} {_shown(amount)} has more than {MONEY_SCALE} decimal places; amounts are kept to "
+            f"{MONEY_SCALE} places and are never rounded."
+        )
+    if len(digits) + exponent > MAX_INTEGER_DIGITS and amount != 0:
+        raise InvalidProviderData(
+            f"{field_name} {_shown(amount)} has more than {MAX_INTEGER_DIGITS} digits before the decimal point, "
+            "more than the money columns hold."
+        )
     return amount
 
 
+def _shown(value: object, limit: int = 60) -> str:
+    """A value as it may appear inside one of our sentences: repr, cut short."""
+    text = repr(value) if not isinstance(value, Decimal) else str(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def to_micros(amount: Decimal) -> int:
-    """Exact integer micros of ``amount``; refuses amounts finer than ``MONEY_SCALE`` places."""
-    scaled = amount.scaleb(MONEY_SCALE)
-    if scaled != scaled.to_integral_value():
-        raise InvalidProviderData(f"amount {amount} has more than {MONEY_SCALE} decimal places")
-    return int(scaled)
+    """Exact integer micros of ``amount``; refuses what :func:`parse_money` refuses (never rounds)."""
+    amount = parse_money(amount)
+    sign, digits, exponent = amount.as_tuple()
+    magnitude = int("".join(map(str, digits)) or "0")
+    shift = exponent + MONEY_SCALE
+    micros = magnitude * 10**shift if shift >= 0 else magnitude // 10**-shift
+    return -micros if sign else micros
 
 
 def from_micros(micros: int) -> Decimal:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
-from include.providers import PROVIDERS
+from include.providers import PROVIDERS, SAFE_INVOICE_ID_MAX_LENGTH, SAFE_INVOICE_ID_PATTERN
 
 
 def provider_param() -> Param:
@@ -19,12 +19,15 @@ def provider_param() -> Param:
 
 
 def invoice_id_param() -> Param:
+    """Letters, digits, ``-`` and ``_`` only: the union of the providers' rules (the first task applies its own)."""
     return Param(
         type="string",
         minLength=1,
-        pattern=r"\S",
+        maxLength=SAFE_INVOICE_ID_MAX_LENGTH,
+        pattern=SAFE_INVOICE_ID_PATTERN,
         title="Invoice id",
-        description="The provider's invoice number, e.g. G012345678 (Microsoft) or the Ion invoice id.",
+        description="The provider's invoice number, e.g. G012345678 (Microsoft) or the Ion invoice id: "
+        "letters, digits, - and _ only.",
     )
 
 

@@ -5,9 +5,11 @@ Example value::
     {"microsoft": {"usage_mismatch_tolerance": 0, "active_currencies": ["EUR", "USD"]},
      "synnex": {"tax": "header"}}
 
-Keys and defaults (per provider):
+Provider sections must be named after a provider of :mod:`include.providers`; any other section (a
+misspelt ``"microsfot"``) is refused rather than silently ignored. Keys and defaults (per provider):
 
-- ``usage_mismatch_tolerance`` (number >= 0, default 1): the largest |header - detail| that still passes.
+- ``usage_mismatch_tolerance`` (number >= 0, default 1): the largest |header - detail| that still passes;
+  at most six decimals (the money scale) and at most ``MAX_TOLERANCE``.
 - ``active_currencies`` (list of ISO 4217 codes, default: every currency is active): an invoice in a
   currency outside the list is not activated.
 - ``tax`` (``"lines"`` or ``"header"``, default ``"lines"``): ``"lines"`` means the lines carry the tax
@@ -24,11 +26,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 SETTINGS_VARIABLE = "invoice_sync_settings"
 TAX_MODES = ("lines", "header")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
+MAX_TOLERANCE = Decimal(1_000_000)
+"""A tolerance above this would let any plausible invoice pass: a typo, not a setting."""
 _KEYS = ("usage_mismatch_tolerance", "active_currencies", "tax", "stage_processes", "stage_parallel_from_lines")
 
 
@@ -61,6 +65,14 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
             raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} is not valid JSON: {err}.") from None
     if not isinstance(raw, dict):
         raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} must be a JSON object keyed by provider.")
+    from include.providers import PROVIDERS
+
+    unknown_sections = sorted(set(raw) - set(PROVIDERS))
+    if unknown_sections:
+        raise InvalidSettings(
+            f"Variable {SETTINGS_VARIABLE} has unknown provider section(s) {', '.join(map(repr, unknown_sections))}: "
+            f"the providers are {', '.join(sorted(PROVIDERS))}."
+        )
     section = raw.get(provider, {})
     where = f"{SETTINGS_VARIABLE}.{provider}"
     if not isinstance(section, dict):
@@ -71,15 +83,7 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
 
     values: dict = {}
     if "usage_mismatch_tolerance" in section:
-        tolerance = section["usage_mismatch_tolerance"]
-        try:
-            if isinstance(tolerance, bool) or isinstance(tolerance, float):
-                raise InvalidOperation
-            values["usage_mismatch_tolerance"] = Decimal(str(tolerance))
-        except InvalidOperation:
-            raise InvalidSettings(f"{where}.usage_mismatch_tolerance must be a number, got {tolerance!r}.") from None
-        if not values["usage_mismatch_tolerance"].is_finite() or values["usage_mismatch_tolerance"] < 0:
-            raise InvalidSettings(f"{where}.usage_mismatch_tolerance must be zero or more, got {tolerance}.")
+        values["usage_mismatch_tolerance"] = _tolerance(section["usage_mismatch_tolerance"], where)
     if "active_currencies" in section:
         currencies = section["active_currencies"]
         if not isinstance(currencies, list) or not all(
@@ -100,6 +104,26 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
                 raise InvalidSettings(f"{where}.{key} must be a whole number of 1 or more, got {number!r}.")
             values[key] = number
     return ProviderSettings(**values)
+
+
+def _tolerance(value: object, where: str) -> Decimal:
+    """A tolerance is an amount of money: the money parser's scale, zero or more, and not absurdly large."""
+    from include.model import MONEY_SCALE, InvalidProviderData, parse_money
+
+    key = f"{where}.usage_mismatch_tolerance"
+    if isinstance(value, bool | float) or not isinstance(value, int | Decimal | str):
+        raise InvalidSettings(f"{key} must be a number, got {value!r}.")
+    try:
+        tolerance = parse_money(value, field_name=key)
+    except InvalidProviderData as err:
+        raise InvalidSettings(
+            f"{key} must be a number with at most {MONEY_SCALE} decimals, got {str(value)[:60]}."
+        ) from err
+    if tolerance < 0:
+        raise InvalidSettings(f"{key} must be zero or more, got {tolerance}.")
+    if tolerance > MAX_TOLERANCE:
+        raise InvalidSettings(f"{key} must be at most {MAX_TOLERANCE}, got {tolerance}: it would let any invoice pass.")
+    return tolerance
 
 
 def load_settings(provider: str) -> ProviderSettings:

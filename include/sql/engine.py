@@ -23,15 +23,31 @@ def engine_for(url: str) -> Engine:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, connect_args={"timeout": 60})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
     create_schema(engine)
     return engine
 
 
+IMMEDIATE = "invoice_immediate"
+"""Execution option: on SQLite, begin the transaction with ``BEGIN IMMEDIATE`` (take the write lock first)."""
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    """WAL lets parallel mapped tasks read while one writes; the busy timeout makes writers queue."""
+    """WAL lets parallel mapped tasks read while one writes; the busy timeout makes writers queue.
+
+    The driver's own transaction handling is switched off (``isolation_level = None``) so that
+    :func:`_sqlite_begin` says how each transaction begins, as SQLAlchemy's pysqlite notes recommend.
+    """
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    """``BEGIN IMMEDIATE`` for a transaction that asked for it, so that it waits for the write lock up front
+    instead of failing with "database is locked" when it turns from reading to writing; ``BEGIN`` otherwise."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(IMMEDIATE) else "BEGIN")

@@ -28,24 +28,25 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
-from include.model import MONEY_SCALE, from_micros, parse_money, to_micros
+from include.model import MONEY_DIGITS, MONEY_SCALE, InvalidProviderData, from_micros, parse_money, to_micros
 
 
 class Money(TypeDecorator):
     """Exact money: NUMERIC on PostgreSQL, integer micros on SQLite."""
 
-    impl = Numeric(24, MONEY_SCALE)
+    impl = Numeric(MONEY_DIGITS, MONEY_SCALE)
     cache_ok = True
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "sqlite":
             return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(Numeric(24, MONEY_SCALE, asdecimal=True))
+        return dialect.type_descriptor(Numeric(MONEY_DIGITS, MONEY_SCALE, asdecimal=True))
 
     def process_bind_param(self, value, dialect):
+        """Every amount passes the one money parser: NUMERIC would round a finer one, SQLite refuse it."""
         if value is None:
             return None
-        amount = value if isinstance(value, Decimal) else parse_money(value)
+        amount = parse_money(value)
         return to_micros(amount) if dialect.name == "sqlite" else amount
 
     def process_result_value(self, value, dialect):
@@ -169,12 +170,39 @@ invoice_notification = Table(
 """One row per daily mail that was actually handed to the SMTP server; the next summary starts here."""
 
 
+def text_limits(table: Table) -> dict[str, int]:
+    """``column -> maximum characters`` of the table's bounded text columns, read from the schema itself."""
+    return {column.name: column.type.length for column in table.columns if getattr(column.type, "length", None)}
+
+
+def check_text_lengths(table: Table, values: dict, what: str) -> None:
+    """Refuse, with one sentence, a text longer than its column holds, before any database sees it.
+
+    PostgreSQL would raise a driver error and SQLite would store it: checked here, both refuse alike.
+    """
+    for column, limit in text_limits(table).items():
+        value = values.get(column)
+        if isinstance(value, str) and len(value) > limit:
+            raise InvalidProviderData(
+                f"The {column} of {what} has {len(value)} characters; the database holds at most {limit}."
+            )
+
+
 def create_schema(engine: Engine) -> None:
     """Create every table and index that does not exist yet (idempotent)."""
     metadata.create_all(engine, checkfirst=True)
 
 
 STAGE_TABLE_PREFIX = "invoice_line_stage_"
+
+
+def stage_id_for(dag_id: str, run_id: str, provider: str, invoice_id: str) -> str:
+    """Stable per run and invoice, so a retried fetch replaces its own stage (and the sweep finds its owner)."""
+    return hashlib.sha256(f"{dag_id}|{run_id}|{provider}|{invoice_id}".encode()).hexdigest()[:40]
+
+
+LINE_TEXT_LIMITS = {name: type_.length for name, type_, _ in _line_columns if getattr(type_, "length", None)}
+"""The bounded text columns of a line; the stage holds them unbounded and the fetch checks them in SQL."""
 
 
 def line_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
@@ -184,8 +212,12 @@ def line_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
     getting rid of a million staged lines is a ``DROP`` instead of a ``DELETE``. Only the line columns:
     provider and invoice id are the stage's. A bare heap (no key, no index), and ``unlogged`` (for
     PostgreSQL) skips the WAL: staged rows are transient, and after a crash PostgreSQL empties the
-    table, which only means fetching again.
+    table, which only means fetching again. Its text columns are unbounded, so that a too long value
+    is refused by the fetch's own check (the same sentence on both databases), not by a driver error.
     """
     name = STAGE_TABLE_PREFIX + hashlib.sha256(stage_id.encode()).hexdigest()[:32]
-    columns = (Column(col, type_, nullable=nullable) for col, type_, nullable in _line_columns)
+    columns = (
+        Column(col, Text if col in LINE_TEXT_LIMITS else type_, nullable=nullable)
+        for col, type_, nullable in _line_columns
+    )
     return Table(name, MetaData(), *columns, prefixes=["UNLOGGED"] if unlogged else [])

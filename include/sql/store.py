@@ -7,31 +7,67 @@ through Python twice.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import BigInteger, String, and_, case, cast, delete, func, insert, literal, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from include.model import MICROS_PER_UNIT, InvoiceHeader, InvoiceLine, from_micros, parse_money, to_micros
+from include.model import (
+    MICROS_PER_UNIT,
+    InvalidProviderData,
+    InvoiceHeader,
+    InvoiceLine,
+    from_micros,
+    parse_money,
+    to_micros,
+)
+from include.sql.engine import IMMEDIATE
 from include.sql.schema import (
     LINE_COLUMNS,
+    LINE_TEXT_LIMITS,
     STAGE_TABLE_PREFIX,
+    check_text_lengths,
     invoice_sync_attempt,
     line_stage_table,
     provider_invoice,
     provider_invoice_line,
     provider_invoice_note,
+    stage_id_for,
 )
+
+MESSAGE_LIMIT = 2000
+"""Characters of a failure message kept on the attempt and the invoice: enough for our sentence and the
+start of whatever the driver said after it, never a megabyte of someone else's error."""
+ABANDONED_AFTER = timedelta(hours=24)
+"""A stage whose attempt started longer ago than this (longer than any sync run takes) belongs to a run
+that is over: the next scheduled sync drops it (:meth:`InvoiceStore.drop_orphan_stages`)."""
+LIVE_OUTCOMES = ("running", "checksum_passed", "loaded")
+"""Attempt outcomes of a run still under way; every other outcome is final."""
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def bounded(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` on one line and at most ``limit`` characters (cut short with an ellipsis)."""
+    text = " ".join(str(message).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _lock_key(provider: str, invoice_id: str) -> int:
+    """A signed 64-bit key for ``pg_advisory_xact_lock``, one per provider invoice."""
+    digest = hashlib.sha256(f"{provider}|{invoice_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 class InvoiceStateError(RuntimeError):
@@ -62,6 +98,22 @@ class InvoiceStore:
         self.engine = engine
 
     # -- helpers -------------------------------------------------------------------------------
+    @contextmanager
+    def invoice_transaction(self, provider: str, invoice_id: str) -> Iterator[Connection]:
+        """One transaction holding the invoice's lock until it commits or rolls back.
+
+        Fetch start, load, activate, deactivate and failure recording of one invoice take turns here, so
+        two runs of the same invoice never interleave their reads and writes. PostgreSQL: a transaction
+        advisory lock keyed by the invoice (other invoices go on in parallel). SQLite: ``BEGIN IMMEDIATE``,
+        the database's write lock, taken before the first read so the state read is the state written.
+        """
+        with self.engine.connect() as conn:
+            conn.execution_options(**{IMMEDIATE: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(select(func.pg_advisory_xact_lock(_lock_key(provider, invoice_id))))
+                yield conn
+
     def _upsert(self, conn: Connection, table, values: dict, keys: tuple[str, ...], update_cols: Iterable[str]):
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(table).values(**values)
@@ -106,7 +158,7 @@ class InvoiceStore:
             return [dict(r._mapping) for r in rows]
 
     def _header_values(self, header: InvoiceHeader, now: datetime) -> dict:
-        return {
+        values = {
             "provider": header.provider,
             "invoice_id": header.invoice_id,
             "currency_code": header.currency_code,
@@ -120,6 +172,15 @@ class InvoiceStore:
             "created_at": now,
             "updated_at": now,
         }
+        check_text_lengths(provider_invoice, values, f"invoice {header.invoice_id[:64]}")
+        for column in ("header_total", "header_tax"):
+            if values[column] is not None:
+                parse_money(values[column], field_name=f"The {column} of invoice {header.invoice_id[:64]}")
+        return values
+
+    def check_header(self, header: InvoiceHeader) -> None:
+        """Refuse (``InvalidProviderData``, one sentence) a header the invoice table cannot hold as it is."""
+        self._header_values(header, utcnow())
 
     def _write_invoice(self, conn: Connection, header: InvoiceHeader, **fields) -> None:
         values = {**self._header_values(header, utcnow()), **fields}
@@ -147,7 +208,11 @@ class InvoiceStore:
         override_tolerance: Decimal | None = None,
         override_reason: str | None = None,
     ) -> None:
-        """Open (or, on a task retry, reopen) the attempt row of this run for this invoice."""
+        """Open (or, on a task retry, reopen) the attempt row of this run for this invoice.
+
+        Refused, writing nothing, while the invoice is active: it must be deactivated first. Checked
+        under the invoice's lock, so an activation cannot slip in between the check and the attempt.
+        """
         values = {
             **vars(key),
             "triggered_by": triggered_by,
@@ -158,7 +223,12 @@ class InvoiceStore:
             "started_at": utcnow(),
             "finished_at": None,
         }
-        with self.engine.begin() as conn:
+        with self.invoice_transaction(key.provider, key.invoice_id) as conn:
+            if self._current_status(conn, key.provider, key.invoice_id) == "active":
+                raise InvoiceStateError(
+                    f"Invoice {key.invoice_id} of {key.provider} is active; "
+                    "run provider_invoice_deactivate first to download it again."
+                )
             self._upsert(
                 conn,
                 invoice_sync_attempt,
@@ -174,11 +244,26 @@ class InvoiceStore:
                 ),
             )
 
-    def _finish_attempt(self, conn: Connection, key: AttemptKey, outcome: str, *, final: bool = True, **fields):
+    def _finish_attempt(
+        self,
+        conn: Connection,
+        key: AttemptKey,
+        outcome: str,
+        *,
+        final: bool = True,
+        message: str | None = None,
+        **fields,
+    ):
+        """Set the attempt's outcome; its message is replaced too, so a step that passes clears an earlier error."""
         conn.execute(
             update(invoice_sync_attempt)
             .where(_of_attempt(key))
-            .values(outcome=outcome, finished_at=utcnow() if final else None, **fields)
+            .values(
+                outcome=outcome,
+                finished_at=utcnow() if final else None,
+                message=None if message is None else bounded(message),
+                **fields,
+            )
         )
 
     def attempts(self, provider: str, invoice_id: str) -> list[dict]:
@@ -193,16 +278,51 @@ class InvoiceStore:
     def record_failure(
         self, key: AttemptKey, header: InvoiceHeader | None, message: str, task_url: str | None = None
     ) -> None:
-        """A crash or bad provider data: the attempt is ``failed``; an invoice that is not active too."""
-        with self.engine.begin() as conn:
-            self._finish_attempt(conn, key, "failed", message=message, task_url=task_url)
-            status = self._current_status(conn, key.provider, key.invoice_id)
-            if status == "active":
-                return
-            if header is not None:
-                self._write_invoice(conn, header, status="failed", status_message=message)
-            elif status is not None:
-                self._update_invoice(conn, key, status="failed", status_message=message)
+        """A crash or bad provider data: the attempt ends ``failed``, and so does an invoice nobody loaded.
+
+        Cannot itself fail on bad values: the message is bounded, and a header that the invoice table
+        cannot hold (or that names another invoice) is left out. An invoice that is active, or loaded and
+        waiting for its activation (by this run or another one), keeps its status: the failure is the
+        attempt's. Should the database refuse even so, the attempt alone is closed with both sentences.
+        """
+        message = bounded(message)
+        if header is not None and not self._writable(key, header):
+            header = None
+        try:
+            with self.invoice_transaction(key.provider, key.invoice_id) as conn:
+                self._finish_attempt(conn, key, "failed", message=message, task_url=task_url)
+                current = conn.execute(
+                    select(provider_invoice.c.status, provider_invoice.c.deactivated_at).where(
+                        _of_invoice(provider_invoice, key.provider, key.invoice_id)
+                    )
+                ).first()
+                if current is not None and (
+                    current.status == "active" or (current.status == "inactive" and current.deactivated_at is None)
+                ):
+                    return
+                if header is not None:
+                    self._write_invoice(conn, header, status="failed", status_message=message)
+                elif current is not None:
+                    self._update_invoice(conn, key, status="failed", status_message=message)
+        except SQLAlchemyError as err:
+            with self.engine.begin() as conn:
+                self._finish_attempt(
+                    conn,
+                    key,
+                    "failed",
+                    message=f"{message} Recording the failure on the invoice failed as well: {driver_text(err)}",
+                    task_url=task_url,
+                )
+
+    def _writable(self, key: AttemptKey, header: InvoiceHeader) -> bool:
+        """Whether ``header`` is this attempt's invoice and fits the invoice table."""
+        if (header.provider, header.invoice_id) != (key.provider, key.invoice_id):
+            return False
+        try:
+            self.check_header(header)
+        except InvalidProviderData:
+            return False
+        return True
 
     # -- staging -------------------------------------------------------------------------------
     def _stage(self, stage_id: str):
@@ -211,7 +331,11 @@ class InvoiceStore:
     def stage_lines(self, stage_id: str, lines: Iterable[InvoiceLine]) -> int:
         """Stage ``lines`` (streamed, one transaction) in a new stage, replacing a retried fetch's one."""
         self.start_stage(stage_id)
-        return self.append_to_stage(stage_id, lines)
+        try:
+            return self.append_to_stage(stage_id, lines)
+        except BaseException:
+            self.drop_stage(stage_id)
+            raise
 
     def start_stage(self, stage_id: str) -> None:
         """An empty stage table for ``stage_id``; the table of an earlier try is dropped first."""
@@ -259,10 +383,71 @@ class InvoiceStore:
             self._stage(stage_id).drop(own, checkfirst=True)
 
     def open_stages(self) -> list[str]:
-        """Stage tables that exist now: fetches waiting for their checksum or load (or left by a crash)."""
+        """Stage tables that exist now: fetches waiting for their checksum or load, and orphans of runs that
+        are over (see :meth:`orphan_stages`)."""
         from sqlalchemy import inspect
 
         return sorted(name for name in inspect(self.engine).get_table_names() if name.startswith(STAGE_TABLE_PREFIX))
+
+    def orphan_stages(self, now: datetime | None = None) -> list[str]:
+        """Open stages older than a run: a killed fetch's, or one whose run ended without dropping it.
+
+        A stage belongs to the attempt of its run and invoice. While that attempt started less than
+        :data:`ABANDONED_AFTER` before ``now`` its run may still need the stage (a failed checksum task
+        can be retried), whatever the attempt says now; any other stage is an orphan.
+        """
+        since = (now or utcnow()) - ABANDONED_AFTER
+        t = invoice_sync_attempt
+        with self.engine.connect() as conn:
+            recent = conn.execute(
+                select(t.c.dag_id, t.c.run_id, t.c.provider, t.c.invoice_id).where(t.c.started_at >= since)
+            ).all()
+        owned = {self._stage(stage_id_for(*row)).name for row in recent}
+        return [name for name in self.open_stages() if name not in owned]
+
+    def drop_orphan_stages(self, now: datetime | None = None) -> list[str]:
+        """Drop :meth:`orphan_stages`, and close the attempts they were abandoned by as ``failed``.
+
+        Run by every scheduled sync before it lists invoices, so that a killed fetch costs one day of
+        disk at most and its attempt does not stay ``running`` for ever.
+        """
+        now = now or utcnow()
+        orphans = self.orphan_stages(now)
+        t = invoice_sync_attempt
+        with self.engine.begin() as conn:
+            for name in orphans:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+            conn.execute(
+                update(t)
+                .where(t.c.outcome.in_(LIVE_OUTCOMES), t.c.started_at < now - ABANDONED_AFTER)
+                .values(
+                    outcome="failed",
+                    finished_at=now,
+                    message="The attempt was abandoned: its run ended without recording an outcome (a killed or "
+                    "lost task), and its staged lines were dropped.",
+                )
+            )
+        return orphans
+
+    def check_staged_text(self, stage_id: str, invoice_id: str) -> None:
+        """Refuse, with one sentence, a staged line whose text is longer than its column holds.
+
+        One pass over the stage in SQL (``length`` counts characters on both databases); the stage's
+        text columns are unbounded, so both databases reach this check with the same data.
+        """
+        t = self._stage(stage_id)
+        longest = [func.max(func.length(t.c[column])) for column in LINE_TEXT_LIMITS]
+        with self.engine.connect() as conn:
+            lengths = conn.execute(select(*longest)).one()
+            for (column, limit), length in zip(LINE_TEXT_LIMITS.items(), lengths, strict=True):
+                if length is not None and length > limit:
+                    line_no = conn.execute(
+                        select(func.min(t.c.line_no)).where(func.length(t.c[column]) > limit)
+                    ).scalar()
+                    raise InvalidProviderData(
+                        f"Line {line_no} of invoice {invoice_id} has a {column} of {length} characters; "
+                        f"the database holds at most {limit}."
+                    )
 
     def staged_summary(self, stage_id: str) -> StagedSummary:
         """Counts and exact micros sums per category and per currency, and the last usage charge end.
@@ -383,10 +568,22 @@ class InvoiceStore:
 
     # -- load and activate ---------------------------------------------------------------------
     def load_from_stage(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, *, totals: dict) -> int:
-        """Replace the invoice's lines with the staged ones and write its header, in one transaction."""
+        """Replace the invoice's lines with the staged ones and write its header, in one transaction.
+
+        Under the invoice's lock: of two runs loading one invoice, the second waits, then replaces the
+        lines again (the invoice is not active yet) or is refused (it is), and a refused load drops its
+        stage, since nothing will read it again.
+        """
+        try:
+            return self._load(key, header, stage_id, totals)
+        except InvoiceStateError:
+            self.drop_stage(stage_id)
+            raise
+
+    def _load(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, totals: dict) -> int:
         line, stage = provider_invoice_line, self._stage(stage_id)
         same_invoice = _of_invoice(line, key.provider, key.invoice_id)
-        with self.engine.begin() as conn:
+        with self.invoice_transaction(key.provider, key.invoice_id) as conn:
             if self._current_status(conn, key.provider, key.invoice_id) == "active":
                 raise InvoiceStateError(
                     f"Invoice {key.invoice_id} of {key.provider} is active; deactivate it before it is loaded again."
@@ -424,7 +621,13 @@ class InvoiceStore:
         return loaded
 
     def activate(self, key: AttemptKey) -> None:
-        with self.engine.begin() as conn:
+        with self.invoice_transaction(key.provider, key.invoice_id) as conn:
+            status = self._current_status(conn, key.provider, key.invoice_id)
+            if status == "active":
+                raise InvoiceStateError(
+                    f"Invoice {key.invoice_id} of {key.provider} is already active: another run loaded and "
+                    "activated it first, and this run leaves it as it is."
+                )
             now = utcnow()
             result = conn.execute(
                 update(provider_invoice)
@@ -442,7 +645,7 @@ class InvoiceStore:
     def deactivate(self, key: AttemptKey, *, reason: str, author: str | None) -> None:
         """Active -> inactive so the invoice can be downloaded again; refused while lines are invoiced."""
         line = provider_invoice_line
-        with self.engine.begin() as conn:
+        with self.invoice_transaction(key.provider, key.invoice_id) as conn:
             status = self._current_status(conn, key.provider, key.invoice_id)
             if status is None:
                 raise InvoiceStateError(f"Invoice {key.invoice_id} of {key.provider} is not in the invoice database.")
@@ -564,6 +767,12 @@ def _of_attempt(key: AttemptKey):
 def _author(conn: Connection, key: AttemptKey) -> str | None:
     """Notes are signed by whoever triggered the attempt they come from."""
     return conn.execute(select(invoice_sync_attempt.c.triggered_by).where(_of_attempt(key))).scalar()
+
+
+def driver_text(err: BaseException, limit: int = 300) -> str:
+    """What a database driver said, on one line and cut short (it may follow a sentence of ours)."""
+    text = str(getattr(err, "orig", None) or err)
+    return bounded(text.split("[SQL:")[0], limit)
 
 
 def _attempt_totals(totals: dict) -> dict:

@@ -13,7 +13,9 @@ Connection extras read here (all optional):
 - ``retry_backoff``: first back-off in seconds when the server names no ``Retry-After``; default 1.
 
 Only the method and the URL path are ever logged: query strings may carry SAS signatures and
-headers carry tokens.
+headers carry tokens. A request that carries credentials (an ``Authorization`` header or ``auth``)
+goes only to the hosts the connection configures (:attr:`ProviderHttpHook.trusted_origins`): a next
+link, an operation location or a manifest pointing anywhere else is refused before it is sent.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from include.exact_json import LineBatch, loads_exact
 from include.model import InvalidProviderData
+from include.providers import get_provider
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 DEFAULT_TIMEOUT = (10.0, 120.0)
@@ -76,6 +79,18 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+class UntrustedUrl(InvalidProviderData):
+    """A provider answer pointed a credentialed request at a host the connection does not configure."""
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``, lower-case, with the scheme's default port spelt out."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
 def url_path(url: str) -> str:
     """The part of a URL that is safe to log (no host credentials, no query string)."""
     return urlsplit(url).path or "/"
@@ -96,6 +111,8 @@ class ProviderHttpHook(BaseHook):
 
     default_host = ""
     """Base URL used when the connection has no host."""
+    provider = ""
+    """The provider name in :mod:`include.providers`, whose invoice-id rule the hook applies."""
 
     def __init__(self, conn_id: str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -154,6 +171,27 @@ class ProviderHttpHook(BaseHook):
         first = float(self.extras.get("retry_backoff", DEFAULT_RETRY_BACKOFF))
         return wait_exponential_jitter(initial=first, max=self.max_retry_wait, jitter=first)
 
+    @property
+    def trusted_origins(self) -> set[str]:
+        """Origins that may receive the connection's credentials; hooks add their token and Graph hosts."""
+        return {origin(self.base_url)}
+
+    def check_invoice_id(self, invoice_id: object) -> str:
+        """The provider's one invoice-id rule (:meth:`include.providers.ProviderSpec.check_invoice_id`)."""
+        return get_provider(self.provider).check_invoice_id(invoice_id)
+
+    def listed(self, invoices: list[dict], id_key: str) -> list[dict]:
+        """The listed invoices whose id keeps the rule; any other is reported in the log, never fetched."""
+        kept = []
+        for invoice in invoices:
+            try:
+                self.check_invoice_id(invoice.get(id_key))
+            except ValueError as err:
+                self.log.error("The invoice list of %s holds an id that is not fetched: %s", self.hook_name, err)
+                continue
+            kept.append(invoice)
+        return kept
+
     def url(self, path_or_url: str) -> str:
         """An absolute URL as is, otherwise ``path_or_url`` below the connection's base URL."""
         if "://" in path_or_url:
@@ -189,6 +227,12 @@ class ProviderHttpHook(BaseHook):
 
     def _send(self, method: str, url: str, ok: Collection[int], stream: bool, kwargs: dict) -> requests.Response:
         self.log.debug("%s %s", method, url_path(url))
+        credentialed = kwargs.get("auth") is not None or "Authorization" in (kwargs.get("headers") or {})
+        if credentialed and origin(url) not in self.trusted_origins:
+            raise UntrustedUrl(
+                f"{self.hook_name} pointed a request at {origin(url)}, which is not a host of connection "
+                f"{self.conn_id}; it was refused so that no credential leaves the configured hosts."
+            )
         try:
             response = self.session.request(method, url, timeout=self.timeout, stream=stream, **kwargs)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
@@ -207,6 +251,8 @@ class ProviderHttpHook(BaseHook):
     def _parse(method: str, url: str, response: requests.Response) -> Any:
         try:
             return loads_exact(response.content.decode("utf-8"))
+        except InvalidProviderData as exc:  # complete and parsed, but not numbers (NaN): asking again will not help
+            raise InvalidProviderData(f"{method} {url_path(url)} returned {exc}") from None
         except (ValueError, requests.RequestException) as exc:
             # ValueError covers JSONDecodeError and UnicodeDecodeError; RequestException a cut connection.
             raise _Transient(

@@ -23,13 +23,14 @@ from collections.abc import Iterator
 from datetime import date
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from urllib3.exceptions import HTTPError
 
 from include.exact_json import LineBatch, corrupt
 from include.model import InvalidProviderData, InvoiceNotFound, parse_date
-from plugins.hooks.http import ProviderHttpHook, parse_retry_after
+from plugins.hooks.http import ProviderHttpHook, origin, parse_retry_after
 
 PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -61,6 +62,7 @@ class PartnerCenterHook(ProviderHttpHook):
     conn_type = "http"
     hook_name = "Microsoft Partner Center"
     default_host = PARTNER_CENTER_RESOURCE
+    provider = "microsoft"
 
     def __init__(self, conn_id: str = default_conn_name, **kwargs: Any):
         super().__init__(conn_id, **kwargs)
@@ -77,6 +79,11 @@ class PartnerCenterHook(ProviderHttpHook):
     @cached_property
     def graph_url(self) -> str:
         return (self.extras.get("graph_url") or DEFAULT_GRAPH_URL).rstrip("/")
+
+    @property
+    def trusted_origins(self) -> set[str]:
+        """Partner Center, Graph and the token endpoint; export blobs are read with their SAS, no token."""
+        return {origin(self.base_url), origin(self.graph_url), origin(self.token_url)}
 
     @cached_property
     def v2_export_from(self) -> date:
@@ -124,12 +131,12 @@ class PartnerCenterHook(ProviderHttpHook):
             invoices.extend(_checked_items(page, "the invoice list"))
             next_link = (page.get("links") or {}).get("next")
             if not next_link:
-                return invoices
+                return self.listed(invoices, "id")
             page = self._v1(next_link["uri"])
 
     def get_invoice(self, invoice_id: str) -> dict:
         try:
-            return self._v1(f"invoices/{invoice_id}")
+            return self._v1(f"invoices/{_segment(self.check_invoice_id(invoice_id))}")
         except requests.HTTPError as exc:
             if exc.response is not None and exc.response.status_code == 404:
                 raise InvoiceNotFound(f"Microsoft Partner Center does not know invoice {invoice_id}.") from None
@@ -195,7 +202,7 @@ class PartnerCenterHook(ProviderHttpHook):
         offset = 0
         while True:
             page = self._v1(
-                f"invoices/{invoice_id}/lineitems?provider={provider}"
+                f"invoices/{_segment(invoice_id)}/lineitems?provider={provider}"
                 f"&invoicelineitemtype=billinglineitems&size={PAGE_SIZE}&offset={offset}"
             )
             items = _checked_items(page, f"{provider} line items of invoice {invoice_id} at offset {offset}")
@@ -208,7 +215,7 @@ class PartnerCenterHook(ProviderHttpHook):
         """One-time (or ``marketplace``) billing lines through v1 continuation-token paging."""
         query_name, path_name = CONTINUATION_PAGED[provider]
         page = self._v1(
-            f"invoices/{invoice_id}/lineitems?provider={query_name}"
+            f"invoices/{_segment(invoice_id)}/lineitems?provider={query_name}"
             f"&invoicelineitemtype=billinglineitems&size={PAGE_SIZE}"
         )
         number = 1
@@ -219,7 +226,8 @@ class PartnerCenterHook(ProviderHttpHook):
                 return
             number += 1
             page = self._v1(
-                f"invoices/{invoice_id}/lineitems/{path_name}/BillingLineItems?seekOperation=Next&size={PAGE_SIZE}",
+                f"invoices/{_segment(invoice_id)}/lineitems/{path_name}/BillingLineItems"
+                f"?seekOperation=Next&size={PAGE_SIZE}",
                 headers={"MS-ContinuationToken": token},
             )
 
@@ -307,6 +315,11 @@ class PartnerCenterHook(ProviderHttpHook):
             response.close()
         if parts:
             yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, b"".join(parts))
+
+
+def _segment(invoice_id: str) -> str:
+    """The id as one URL path segment: whatever it holds, it cannot reach another path or the query."""
+    return quote(str(invoice_id), safe="")
 
 
 _READ_SIZE = 16 * 1024

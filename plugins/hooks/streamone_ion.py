@@ -52,6 +52,7 @@ class StreamOneIonHook(ProviderHttpHook):
     conn_type = "http"
     hook_name = "TD SYNNEX StreamOne Ion"
     default_host = "https://ion.tdsynnex.com"
+    provider = "synnex"
 
     def __init__(self, conn_id: str = default_conn_name, **kwargs: Any):
         super().__init__(conn_id, **kwargs)
@@ -79,10 +80,11 @@ class StreamOneIonHook(ProviderHttpHook):
             params["filter[billingStartDate:gte]"] = since.isoformat()
         if billing_end_to:
             params["filter[billingEndDate:lte]"] = billing_end_to.isoformat()
-        return [self._own(invoice) for invoice in self._pages(MYINVOICES_PATH, params, "invoices")]
+        invoices = [self._own(invoice) for invoice in self._pages(MYINVOICES_PATH, params, "invoices")]
+        return self.listed(invoices, HEADER_FIELDS["invoice_id"])
 
     def get_invoice(self, invoice_id: str) -> dict:
-        path = DETAILED_PATH.format(invoice_id=quote(str(invoice_id), safe=""))
+        path = DETAILED_PATH.format(invoice_id=quote(self.check_invoice_id(invoice_id), safe=""))
         try:
             reply = self._get(path, {})
         except requests.HTTPError as exc:

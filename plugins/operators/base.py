@@ -22,6 +22,22 @@ class OutcomeRecorded(AirflowFailException):
     """The task failed and has already written its outcome (e.g. ``checksum_error``); fail without retry."""
 
 
+class InvoiceTaskError(RuntimeError):
+    """An unexpected failure, retold as one sentence of ours (the original's text cut short after a colon)."""
+
+
+def failure_sentence(step: str, provider: str, invoice_id: str, err: BaseException) -> str:
+    """Our sentences as they are; anything else (a driver's or library's error) after one of ours, cut short."""
+    from include.model import InvalidProviderData
+
+    if isinstance(err, AirflowFailException | InvalidProviderData):
+        return str(err)
+    from include.sql.store import driver_text
+
+    detail = f"{type(err).__name__}: {driver_text(err)}"
+    return f"The {step} of {provider} invoice {invoice_id} failed unexpectedly: {detail}"
+
+
 class InvoiceOperator(BaseOperator):
     """Base for fetch / checksum_validation / load / activate: one provider invoice per task instance."""
 
@@ -53,15 +69,22 @@ class InvoiceOperator(BaseOperator):
     def failures_recorded(
         self, context: Context, store: InvoiceStore, header: InvoiceHeader | None = None
     ) -> Iterator[None]:
-        """Any other failure inside the block marks the attempt (and a non-active invoice) ``failed``."""
+        """Any other failure inside the block marks the attempt (and an invoice nobody loaded) ``failed``.
+
+        The task fails with the same sentence that is recorded; an unexpected error keeps its traceback
+        at debug level only, so the task log shows our sentence rather than a driver's page of SQL.
+        """
         try:
             yield
         except OutcomeRecorded:
             raise
         except Exception as err:
-            message = str(err) if isinstance(err, AirflowFailException) else f"{type(err).__name__}: {err}"
+            message = failure_sentence(self.task_id, self.provider, self.invoice_id, err)
             store.record_failure(self.attempt_key(context), header, message, context["ti"].log_url)
-            raise
+            if isinstance(err, AirflowFailException):
+                raise
+            self.log.debug("Traceback of the failure", exc_info=True)
+            raise InvoiceTaskError(message) from None
 
 
 def triggered_by(context: Context) -> str:

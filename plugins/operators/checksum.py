@@ -135,17 +135,8 @@ class ChecksumValidationOperator(InvoiceOperator):
                 data_docs=outcome.data_docs_page,
             )
             self.log.error("Checksum failed\n%s", report)
-            message = (
-                f"Checksum error on {spec.display_name} invoice {self.invoice_id}: header {header.header_total} "
-                f"- detail {detail_total} = {difference}, outside the tolerance {tolerance}"
-                + (
-                    f"; failed expectations: {', '.join(outcome.failed_expectations)}"
-                    if outcome.failed_expectations
-                    else ""
-                )
-                + (f"; likely cause: {hints[0].evidence}" if hints else "")
-                + "."
-            )
+            label = f"{spec.display_name} invoice {self.invoice_id}"
+            message = _failure_message(label, header, totals, summary.currency_totals, outcome, hints)
             store.record_checksum_error(
                 key,
                 header,
@@ -172,6 +163,24 @@ class ChecksumValidationOperator(InvoiceOperator):
             "totals": {k: str(v) for k, v in totals.items()},
             "data_docs_page": outcome.data_docs_page,
         }
+
+
+def _failure_message(label: str, header, totals: dict, currency_totals: dict, outcome, hints) -> str:
+    """One sentence: lines in another currency than the header say so (their sum in the header's currency
+    means nothing); otherwise header, detail, difference and tolerance; then what GX refused and the likeliest cause."""
+    own = header.currency_code.upper()
+    foreign = {code: total for code, total in sorted(currency_totals.items()) if code.upper() != own}
+    if foreign:
+        listing = ", ".join(f"{total} {code}" for code, total in foreign.items())
+        what = f"the header is in {header.currency_code or 'no currency'} but lines are in other currencies ({listing})"
+    else:
+        what = (
+            f"header {totals['header_total']} - detail {totals['detail_total']} = {totals['difference']}, "
+            f"outside the tolerance {totals['tolerance_applied']}"
+        )
+    failed = f"; failed expectations: {', '.join(outcome.failed_expectations)}" if outcome.failed_expectations else ""
+    cause = f"; likely cause: {hints[0].evidence}" if hints and not foreign else ""
+    return f"Checksum error on {label}: {what}{failed}{cause}."
 
 
 def _override_note(override: Decimal | None, applied: Decimal, reason: str | None) -> str | None:

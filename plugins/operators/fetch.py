@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from plugins.operators.base import InvoiceOperator, triggered_by
+from include.sql.schema import stage_id_for
+from plugins.operators.base import InvoiceOperator, InvoiceTaskError, failure_sentence, triggered_by
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -31,9 +31,7 @@ def parse_override(override_tolerance, override_reason) -> tuple[Decimal | None,
     return value, reason
 
 
-def stage_id_for(dag_id: str, run_id: str, provider: str, invoice_id: str) -> str:
-    """Stable per run and invoice, so a retried fetch replaces its own staging rows."""
-    return hashlib.sha256(f"{dag_id}|{run_id}|{provider}|{invoice_id}".encode()).hexdigest()[:40]
+__all__ = ["FetchInvoiceOperator", "parse_override", "stage_id_for"]
 
 
 class FetchInvoiceOperator(InvoiceOperator):
@@ -55,37 +53,37 @@ class FetchInvoiceOperator(InvoiceOperator):
 
     def execute(self, context: Context) -> dict:
         from include.model import InvalidProviderData, InvoiceNotFound
-
-        if not str(self.invoice_id or "").strip():
-            raise AirflowFailException("invoice_id must not be empty.")
         from include.settings import load_settings
+        from include.sql.store import InvoiceStateError
 
         try:
             spec = self.spec
+            spec.check_invoice_id(self.invoice_id)  # before anything is read, fetched or written
             override, reason = parse_override(self.override_tolerance, self.override_reason)
             settings = load_settings(self.provider)  # a bad setting stops the run before anything is downloaded
         except ValueError as err:
             raise AirflowFailException(str(err)) from None
         store = self.store()
-        existing = store.get_invoice(self.provider, self.invoice_id)
-        if existing and existing["status"] == "active":
-            raise AirflowFailException(
-                f"Invoice {self.invoice_id} of {spec.display_name} is active; "
-                "run provider_invoice_deactivate first to download it again."
-            )
-
         key = self.attempt_key(context)
-        store.start_attempt(
-            key, triggered_by=triggered_by(context), override_tolerance=override, override_reason=reason
-        )
+        try:
+            store.start_attempt(
+                key, triggered_by=triggered_by(context), override_tolerance=override, override_reason=reason
+            )
+        except InvoiceStateError as err:
+            raise AirflowFailException(str(err)) from None
         header = None
+        stage_id = stage_id_for(key.dag_id, key.run_id, self.provider, self.invoice_id)
         try:
             from include.staging import StageJob, stage_invoice
 
             hook = spec.get_hook()
             raw = hook.get_invoice(self.invoice_id)
             header = spec.normaliser().normalize_header(raw)
-            stage_id = stage_id_for(key.dag_id, key.run_id, self.provider, self.invoice_id)
+            if header.invoice_id != self.invoice_id:
+                asked, answered = self.invoice_id, header.invoice_id[:80]
+                header = None  # another invoice's header: nothing of it may be written
+                raise InvalidProviderData(f"asked for invoice {asked}, it answered with invoice {answered!r}.")
+            store.check_header(header)
             job = StageJob(
                 db_url=store.engine.url.render_as_string(hide_password=False),
                 stage_id=stage_id,
@@ -100,15 +98,25 @@ class FetchInvoiceOperator(InvoiceOperator):
                 processes=settings.stage_processes,
                 parallel_from_lines=settings.stage_parallel_from_lines,
             )
+            store.check_staged_text(stage_id, self.invoice_id)
         except InvoiceNotFound as err:
-            store.record_failure(key, None, str(err), context["ti"].log_url)
+            self._abandon(context, store, None, stage_id, str(err))
             raise AirflowFailException(str(err)) from None
         except InvalidProviderData as err:
             message = f"{spec.display_name} sent unusable data for invoice {self.invoice_id}: {err}"
-            store.record_failure(key, header, message, context["ti"].log_url)
+            self._abandon(context, store, header, stage_id, message)
             raise AirflowFailException(message) from None
-        except Exception as err:
-            store.record_failure(key, header, f"{type(err).__name__}: {err}", context["ti"].log_url)
-            raise
+        except BaseException as err:  # a killed task too: its stage must not outlive it
+            message = failure_sentence("fetch", self.provider, self.invoice_id, err)
+            self._abandon(context, store, header, stage_id, message)
+            if not isinstance(err, Exception):
+                raise
+            self.log.debug("Traceback of the failure", exc_info=True)
+            raise InvoiceTaskError(message) from None
         self.log.info("Staged %d lines of %s invoice %s", count, spec.display_name, self.invoice_id)
         return {"stage_id": stage_id, "line_count": count, "header": header.to_xcom()}
+
+    def _abandon(self, context: Context, store, header, stage_id: str, message: str) -> None:
+        """A failed fetch: its stage is dropped and its attempt (and an invoice nobody loaded) ``failed``."""
+        store.drop_stage(stage_id)
+        store.record_failure(self.attempt_key(context), header, message, context["ti"].log_url)

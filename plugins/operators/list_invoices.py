@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
 
 from include.providers import get_provider
 
@@ -16,8 +17,11 @@ class ListInvoicesOperator(BaseOperator):
     """Return the ids of new, failed and checksum-error invoices; skip what needs no download.
 
     Skipped: active invoices (unchanged ones need nothing; a changed one is logged, since only a
-    person may deactivate and re-download it) and invoices a person deactivated (they wait for a
-    manual sync).
+    person may deactivate and re-download it), invoices a person deactivated (they wait for a
+    manual sync) and listed ids that break the provider's invoice-id rule (the hook reports them).
+
+    First of all the settings are read (a bad value stops the sync before any request), and the stages
+    that runs which are over left behind are dropped.
     """
 
     def __init__(self, *, provider: str, invoice_db_conn_id: str = "invoice_db", **kwargs):
@@ -26,12 +30,21 @@ class ListInvoicesOperator(BaseOperator):
         self.invoice_db_conn_id = invoice_db_conn_id
 
     def execute(self, context: Context) -> list[str]:
+        from include.settings import InvalidSettings, load_settings
         from plugins.hooks.invoice_db import InvoiceDbHook
 
         spec = get_provider(self.provider)
+        try:
+            load_settings(self.provider)
+        except InvalidSettings as err:
+            raise AirflowFailException(str(err)) from None
+        store = InvoiceDbHook(self.invoice_db_conn_id).get_store()
+        dropped = store.drop_orphan_stages()
+        if dropped:
+            self.log.warning("Dropped %d stage(s) that ended runs left behind: %s", len(dropped), dropped)
         normaliser = spec.normaliser()
         headers = [normaliser.normalize_header(raw) for raw in spec.get_hook().list_invoices()]
-        states = InvoiceDbHook(self.invoice_db_conn_id).get_store().invoice_states(self.provider)
+        states = store.invoice_states(self.provider)
         to_sync = []
         for header in headers:
             state = states.get(header.invoice_id)
