@@ -114,7 +114,9 @@ def invoice_db(request, tmp_path, monkeypatch):
             conn.exec_driver_sql(f"DROP TABLE {name}")
     create_schema(store.engine)
     yield store
+    left = store.open_stages()
     store.engine.dispose()
+    assert left == [], f"the test left stage tables behind: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -95,6 +95,8 @@ def test_workers_stage_exactly_what_this_process_stages(invoice_db, worker_runs)
     assert staged == _staged(invoice_db, "in-process")
     assert [row[0] for row in staged] == list(range(1, 231))
     assert {row[LINE_COLUMNS.index("category")] for row in staged} >= {"licence", "usage", "credit", "marketplace"}
+    invoice_db.drop_stage("in-workers")
+    invoice_db.drop_stage("in-process")
 
 
 @pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
@@ -117,6 +119,8 @@ def test_an_export_below_the_threshold_is_staged_in_this_process(invoice_db, wor
     assert _stage(invoice_db, hook, "at-threshold", processes=2, parallel_from_lines=30) == 30
     assert worker_runs == ["at-threshold"]
     assert _staged(invoice_db, "small") == _staged(invoice_db, "at-threshold")
+    invoice_db.drop_stage("small")
+    invoice_db.drop_stage("at-threshold")
 
 
 @pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)

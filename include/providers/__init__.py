@@ -39,6 +39,8 @@ class ProviderSpec:
         The one invoice-id rule: the manual DAG's first task, the hooks (for listed ids too) and the
         database writes all ask here, so an id that could reach another URL or another invoice never does.
         """
+        if isinstance(invoice_id, int) and not isinstance(invoice_id, bool):
+            invoice_id = str(invoice_id)  # Ion lists its ids as JSON numbers
         text = invoice_id if isinstance(invoice_id, str) else ""
         if not text.strip():
             raise InvalidInvoiceId(f"The {self.display_name} invoice id must not be empty.")

@@ -67,12 +67,17 @@ class InvoiceOperator(BaseOperator):
 
     @contextmanager
     def failures_recorded(
-        self, context: Context, store: InvoiceStore, header: InvoiceHeader | None = None
+        self,
+        context: Context,
+        store: InvoiceStore,
+        header: InvoiceHeader | None = None,
+        stage_id: str | None = None,
     ) -> Iterator[None]:
         """Any other failure inside the block marks the attempt (and an invoice nobody loaded) ``failed``.
 
         The task fails with the same sentence that is recorded; an unexpected error keeps its traceback
-        at debug level only, so the task log shows our sentence rather than a driver's page of SQL.
+        at debug level only, so the task log shows our sentence rather than a driver's page of SQL. A
+        failure for good (no retry follows) drops ``stage_id``: nothing will read that stage again.
         """
         try:
             yield
@@ -81,6 +86,9 @@ class InvoiceOperator(BaseOperator):
         except Exception as err:
             message = failure_sentence(self.task_id, self.provider, self.invoice_id, err)
             store.record_failure(self.attempt_key(context), header, message, context["ti"].log_url)
+            ti = context["ti"]
+            if stage_id and (isinstance(err, AirflowFailException) or ti.try_number > ti.max_tries):
+                store.drop_stage(stage_id)
             if isinstance(err, AirflowFailException):
                 raise
             self.log.debug("Traceback of the failure", exc_info=True)

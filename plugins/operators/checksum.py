@@ -44,7 +44,7 @@ class ChecksumValidationOperator(InvoiceOperator):
 
         header = InvoiceHeader.from_xcom(self.staged["header"])
         store = self.store()
-        with self.failures_recorded(context, store, header):
+        with self.failures_recorded(context, store, header, self.staged["stage_id"]):
             return self._validate(context, store, header)
 
     def _validate(self, context: Context, store, header) -> dict:

@@ -30,7 +30,7 @@ class LoadInvoiceOperator(InvoiceOperator):
         header = InvoiceHeader.from_xcom(self.checked["header"])
         totals = {k: Decimal(v) for k, v in self.checked["totals"].items()}
         store = self.store()
-        with self.failures_recorded(context, store, header):
+        with self.failures_recorded(context, store, header, self.checked["stage_id"]):
             key = self.attempt_key(context)
             try:
                 loaded = store.load_from_stage(key, header, self.checked["stage_id"], totals=totals)

@@ -170,4 +170,7 @@ def test_a_crash_during_load_is_recorded_and_loads_nothing(airflow_db, invoice_d
     assert invoice["status"] == "failed" and "database went away mid-load" in invoice["status_message"]
     assert invoice_db.lines("microsoft", BALANCED) == []
     [attempt] = invoice_db.attempts("microsoft", BALANCED)
-    assert attempt["outcome"] == "failed" and attempt["message"] == "ConnectionError: database went away mid-load"
+    assert attempt["outcome"] == "failed" and attempt["message"] == (
+        f"The load of microsoft invoice {BALANCED} failed unexpectedly: ConnectionError: database went away mid-load"
+    )
+    assert invoice_db.open_stages() == []  # the run is over: nothing will read its stage again

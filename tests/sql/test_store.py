@@ -66,6 +66,7 @@ def test_money_round_trips_and_sums_exactly(invoice_db):
     assert len(rows) == len(AMOUNTS) + 1
     assert sum(micros for *_, micros in rows) == int(sum(AMOUNTS) * 10**6) + 19_000_000
     assert (0, "tax", "EUR", 19_000_000) in rows
+    invoice_db.drop_stage("s1")
 
 
 def test_load_is_idempotent(invoice_db):
@@ -105,6 +106,7 @@ def test_failure_mid_load_leaves_database_unchanged(invoice_db, monkeypatch):
     assert invoice_db.lines(PROVIDER, INVOICE) == before_lines
     assert invoice_db.get_invoice(PROVIDER, INVOICE) == before_invoice
     assert invoice_db.staged_summary("run-2").line_count == 3  # staging kept for a retry
+    invoice_db.drop_stage("run-2")
 
 
 def test_active_invoice_is_never_overwritten(invoice_db):
@@ -122,4 +124,4 @@ def test_amounts_finer_than_six_places_are_refused_not_rounded(invoice_db):
 
     with pytest.raises(InvalidProviderData, match="more than 6 decimal places"):
         invoice_db.stage_lines("s1", _lines([Decimal("0.1234567")]))
-    assert invoice_db.staged_summary("s1").line_count == 0
+    assert invoice_db.open_stages() == []  # the refused stage is dropped, not left empty
