@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 SETTINGS_VARIABLE = "invoice_sync_settings"
 TAX_MODES = ("lines", "header")
@@ -73,8 +73,12 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
             f"Variable {SETTINGS_VARIABLE} has unknown provider section(s) {', '.join(map(repr, unknown_sections))}: "
             f"the providers are {', '.join(sorted(PROVIDERS))}."
         )
-    section = raw.get(provider, {})
-    where = f"{SETTINGS_VARIABLE}.{provider}"
+    sections = {name: _section(value, f"{SETTINGS_VARIABLE}.{name}") for name, value in raw.items()}
+    return sections.get(provider, ProviderSettings())
+
+
+def _section(section: object, where: str) -> ProviderSettings:
+    """One provider's section, validated (every section is, whichever provider's sync reads the variable)."""
     if not isinstance(section, dict):
         raise InvalidSettings(f"{where} must be a JSON object.")
     unknown = sorted(set(section) - {*_KEYS})
@@ -108,17 +112,19 @@ def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
 
 def _tolerance(value: object, where: str) -> Decimal:
     """A tolerance is an amount of money: the money parser's scale, zero or more, and not absurdly large."""
-    from include.model import MONEY_SCALE, InvalidProviderData, parse_money
+    from include.model import InvalidProviderData, parse_money
 
     key = f"{where}.usage_mismatch_tolerance"
-    if isinstance(value, bool | float) or not isinstance(value, int | Decimal | str):
-        raise InvalidSettings(f"{key} must be a number, got {value!r}.")
+    try:
+        if isinstance(value, bool | float) or not isinstance(value, int | Decimal | str):
+            raise InvalidOperation
+        Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidSettings(f"{key} must be a number, got {str(value)[:60]!r}.") from None
     try:
         tolerance = parse_money(value, field_name=key)
     except InvalidProviderData as err:
-        raise InvalidSettings(
-            f"{key} must be a number with at most {MONEY_SCALE} decimals, got {str(value)[:60]}."
-        ) from err
+        raise InvalidSettings(str(err)) from None
     if tolerance < 0:
         raise InvalidSettings(f"{key} must be zero or more, got {tolerance}.")
     if tolerance > MAX_TOLERANCE:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,23 @@ def provider_connections(demo_sandbox, monkeypatch):
     demo_sandbox.clear_faults()
     demo_sandbox.clear_requests()  # each test reads only its own requests from the log
     return demo_sandbox
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    """``serve(data_dir, **options)`` starts a sandbox and points the provider connections at it."""
+    from include.sandbox import SandboxServer
+    from tests.hooks.helpers import FAST_RETRIES
+
+    with ExitStack() as stack:
+
+        def start(data_dir, **options) -> SandboxServer:
+            server = stack.enter_context(SandboxServer(data_dir, export_retry_after=0, **options))
+            for name, value in server.env(FAST_RETRIES).items():
+                monkeypatch.setenv(name, value)
+            return server
+
+        yield start
 
 
 def pytest_sessionfinish(session, exitstatus):
