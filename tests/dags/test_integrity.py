@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from include.sandbox.demo_data import microsoft_invoice, office_line, sets_total, write_microsoft_invoice
+from include.providers.microsoft.demo import microsoft_invoice, office_line, sets_total, write_microsoft_invoice
 from include.sql.schema import (
     invoice_sync_attempt,
     provider_invoice,
