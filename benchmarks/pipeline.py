@@ -148,6 +148,7 @@ class _Database:
         from sqlalchemy import create_engine, func, select
 
         from include.sql.schema import provider_invoice_line
+        from include.sql.stage import exact_micros
         from include.sql.store import InvoiceStore
 
         engine = create_engine(self.url)
@@ -157,7 +158,9 @@ class _Database:
             line = provider_invoice_line
             with engine.connect() as conn:
                 count, micros = conn.execute(
-                    select(func.count(), func.sum(store._micros(line.c.amount))).where(line.c.invoice_id == invoice_id)
+                    select(func.count(), func.sum(exact_micros(line.c.amount, store.engine))).where(
+                        line.c.invoice_id == invoice_id
+                    )
                 ).one()
             assert invoice is not None and invoice["line_count"] == count
             return invoice["status"], count, invoice["detail_total"], Decimal(int(micros or 0)) / 10**6

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
-from include.params import invoice_id_param, provider_param, required_text_param
+from include.params import invoice_id_param, provider_param, required_text_param, text_template
 from plugins.operators.deactivate import DeactivateInvoiceOperator
 
 with DAG(
@@ -15,6 +15,7 @@ with DAG(
     catchup=False,
     tags=["invoices", "manual"],
     doc_md=__doc__,
+    render_template_as_native_obj=True,  # see include.params.text_template
     params={
         "provider": provider_param(),
         "invoice_id": invoice_id_param(),
@@ -23,7 +24,7 @@ with DAG(
 ):
     DeactivateInvoiceOperator(
         task_id="deactivate",
-        provider="{{ params.provider }}",
-        invoice_id="{{ params.invoice_id }}",
-        reason="{{ params.reason }}",
+        provider=text_template("provider"),
+        invoice_id=text_template("invoice_id"),
+        reason=text_template("reason"),
     )

@@ -9,7 +9,7 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 
 from include.dag_builder import DEFAULT_ARGS, invoice_pipeline
-from include.params import invoice_id_param, provider_param
+from include.params import invoice_id_param, provider_param, text_template
 
 with DAG(
     dag_id="provider_invoice_manual_sync",
@@ -20,6 +20,7 @@ with DAG(
     default_args={**DEFAULT_ARGS, "retries": 0},
     tags=["invoices", "manual"],
     doc_md=__doc__,
+    render_template_as_native_obj=True,  # an empty override is None, a number a number
     params={
         "provider": provider_param(),
         "invoice_id": invoice_id_param(),
@@ -41,8 +42,8 @@ with DAG(
     },
 ):
     invoice_pipeline(
-        "{{ params.provider }}",
-        "{{ params.invoice_id }}",
+        text_template("provider"),
+        text_template("invoice_id"),
         override_tolerance="{{ params.override_tolerance }}",
-        override_reason="{{ params.override_reason }}",
+        override_reason=text_template("override_reason"),
     )

@@ -16,14 +16,16 @@ from decimal import Decimal
 from pathlib import Path
 
 from include.notification.render import money
-from include.providers.microsoft.demo import MICROSOFT_DEMO
-from include.providers.synnex.demo import SYNNEX_DEMO, SYNNEX_DEMO_HEADER_TAX, SYNNEX_HEADER_TAX_SETTINGS
+from include.providers import PROVIDERS
 from include.sandbox import SandboxServer
 from include.sandbox.demo_data import write_demo_data
 from include.sandbox.mail import MailCatcher
 
 RECIPIENTS = ["billing@reseller.example"]
-EXPECTED = {"microsoft": MICROSOFT_DEMO, "synnex": SYNNEX_DEMO}
+EXPECTED = {name: spec.demo().EXPECTED for name, spec in PROVIDERS.items()}
+"""provider -> invoice id -> the outcome its demo data promises."""
+MICROSOFT_DEMO = EXPECTED["microsoft"]
+"""The invoices of step 2 (override, deactivate, re-download)."""
 
 
 class Demo:
@@ -83,6 +85,18 @@ def print_invoices(demo: Demo, title: str) -> None:
             )
 
 
+def show_variant(demo: Demo, provider: str, display_name: str, variant) -> None:
+    """Re-run the provider's sync under the variant's settings; check the invoices whose outcome it changes."""
+    changed = {i: e for i, e in variant.expected.items() if EXPECTED[provider][i] != e}
+    demo.dag_test(f"provider_invoice_sync_{provider}", settings=variant.settings)
+    for invoice_id, expected in changed.items():
+        print(
+            f"  - {display_name} {variant.title} {json.dumps(variant.settings)} -> invoice {invoice_id}: "
+            f"{demo.check(provider, invoice_id, expected.status, expected.difference)}, now "
+            f"{demo.store().get_invoice(provider, invoice_id)['status']}"
+        )
+
+
 def main() -> int:
     home = Path(os.environ.get("AIRFLOW_HOME", ".airflow")).resolve()
     demo = Demo(home)
@@ -96,16 +110,12 @@ def main() -> int:
 
         for provider in EXPECTED:
             demo.dag_test(f"provider_invoice_sync_{provider}")
-        print_invoices(demo, "1. Daily syncs (provider_invoice_sync_microsoft, provider_invoice_sync_synnex):")
+        print_invoices(demo, f"1. Daily syncs ({', '.join(f'provider_invoice_sync_{p}' for p in EXPECTED)}):")
 
         print("\n2. What a billing team does next:")
-        tax_id, tax_expected = next((i, e) for i, e in SYNNEX_DEMO_HEADER_TAX.items() if SYNNEX_DEMO[i] != e)
-        demo.dag_test("provider_invoice_sync_synnex", settings=SYNNEX_HEADER_TAX_SETTINGS)
-        print(
-            f"  - TD SYNNEX tax setting {json.dumps(SYNNEX_HEADER_TAX_SETTINGS)} -> invoice {tax_id}: "
-            f"{demo.check('synnex', tax_id, tax_expected.status, tax_expected.difference)}, now "
-            f"{demo.store().get_invoice('synnex', tax_id)['status']}"
-        )
+        for provider, spec in PROVIDERS.items():
+            for variant in spec.demo().VARIANTS:
+                show_variant(demo, provider, spec.display_name, variant)
         credit_id = next(i for i, e in MICROSOFT_DEMO.items() if e.status == "checksum_error" and e.difference < 0)
         override = abs(MICROSOFT_DEMO[credit_id].difference)
         reason = f"Credit note on {credit_id} confirmed in Partner Center"

@@ -20,6 +20,9 @@ MONEY_SCALE = 6
 
 MICROS_PER_UNIT = 10**MONEY_SCALE
 
+CENT = Decimal("0.01")
+"""The smallest unit invoices are printed and rounded in (EUR, USD...)."""
+
 CATEGORIES = (
     "licence",
     "usage",
@@ -31,8 +34,6 @@ CATEGORIES = (
     "tax",
 )
 """Every line maps onto one of these; the checksum breakdown is reported per category."""
-
-PROVIDERS = ("microsoft", "synnex")
 
 
 class InvalidProviderData(ValueError):
@@ -159,7 +160,7 @@ class InvoiceHeader:
             billing_period_start=parse_date(data.get("billing_period_start")),
             billing_period_end=parse_date(data.get("billing_period_end")),
             document_type=data.get("document_type") or "invoice",
-            header_tax=Decimal(data["header_tax"]) if data.get("header_tax") not in (None, "None") else None,
+            header_tax=Decimal(data["header_tax"]) if data.get("header_tax") is not None else None,
             declared_categories=tuple(data.get("declared_categories") or ()),
             amendments=tuple(
                 Amendment(a["document_id"], a["document_type"], a.get("amends_of"), Decimal(a["total"]))

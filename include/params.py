@@ -31,5 +31,15 @@ def invoice_id_param() -> Param:
     )
 
 
+def text_template(name: str) -> str:
+    """The template of string Param ``name`` in a DAG with ``render_template_as_native_obj=True``.
+
+    Native rendering passes a rendered string through ``ast.literal_eval``, which would turn the
+    invoice id ``4100002`` into an int (and ``1_0`` into 10); ``tojson`` renders a string literal that
+    evaluates back to exactly the Param's text. A null Param stays ``None``.
+    """
+    return f"{{{{ params.{name} | tojson if params.{name} is not none else none }}}}"
+
+
 def required_text_param(title: str, description: str) -> Param:
     return Param(type="string", minLength=1, pattern=r"\S", title=title, description=description)

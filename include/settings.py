@@ -2,8 +2,7 @@
 
 Example value::
 
-    {"microsoft": {"usage_mismatch_tolerance": 0, "active_currencies": ["EUR", "USD"]},
-     "synnex": {"tax": "header"}}
+    {"microsoft": {"usage_mismatch_tolerance": 0, "active_currencies": ["EUR", "USD"], "tax": "lines"}}
 
 Provider sections must be named after a provider of :mod:`include.providers`; any other section (a
 misspelt ``"microsfot"``) is refused rather than silently ignored. Keys and defaults (per provider):

@@ -99,7 +99,7 @@ def stage_invoice(
             batches = first
         items = (item for batch in batches for item in batch.items())
     lines = importlib.import_module(job.normaliser_path).normalize_lines(header, items)
-    return store.stage_lines(job.stage_id, lines)
+    return store.stage(job.stage_id).fill(lines)
 
 
 def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBatch], Iterator[LineBatch]]:
@@ -115,14 +115,14 @@ def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBat
 
 def _stage_in_processes(store: InvoiceStore, job: StageJob, batches: Iterable[LineBatch], processes: int) -> int:
     """Hand the batches to ``processes`` workers, each with its first line number; wait for all of them."""
-    store.start_stage(job.stage_id)
+    store.stage(job.stage_id).create()
     log.info("%d worker processes parse and stage invoice %s", processes, job.header.invoice_id)
     workers = _Workers(processes)
     try:
         staged = workers.stage(job, batches)
     except BaseException:
         workers.stop()  # no worker may write after the stage is dropped
-        store.drop_stage(job.stage_id)
+        store.stage(job.stage_id).drop()
         raise
     workers.stop()
     return staged
@@ -219,7 +219,7 @@ def stage_batch(job: StageJob, first_line_no: int, batch: LineBatch) -> int:
     """In a worker: parse, normalise and append one batch to the stage, in one transaction."""
     normaliser = importlib.import_module(job.normaliser_path)
     lines = normaliser.normalize_lines(job.header, batch.items(), first_line_no)
-    return _store(job.db_url).append_to_stage(job.stage_id, lines)
+    return _store(job.db_url).stage(job.stage_id).append(lines)
 
 
 @functools.cache

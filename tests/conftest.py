@@ -106,16 +106,17 @@ def invoice_db(request, tmp_path, monkeypatch):
         request.getfixturevalue("postgres_available")
     monkeypatch.setenv("AIRFLOW_CONN_INVOICE_DB", json.dumps(_connection_json(request.param, tmp_path)))
     from include.sql.schema import create_schema, metadata
+    from include.sql.stage import open_stages
     from plugins.hooks.invoice_db import InvoiceDbHook
 
     store = InvoiceDbHook().get_store()
     metadata.drop_all(store.engine)
     with store.engine.begin() as conn:  # and the stages earlier tests left open
-        for name in store.open_stages():
+        for name in open_stages(store.engine):
             conn.exec_driver_sql(f"DROP TABLE {name}")
     create_schema(store.engine)
     yield store
-    left = store.open_stages()
+    left = open_stages(store.engine)
     store.engine.dispose()
     assert left == [], f"the test left stage tables behind: {left}"
 
@@ -157,7 +158,7 @@ def serve(monkeypatch):
     with ExitStack() as stack:
 
         def start(data_dir, **options) -> SandboxServer:
-            server = stack.enter_context(SandboxServer(data_dir, export_retry_after=0, **options))
+            server = stack.enter_context(SandboxServer(data_dir, **{"export_retry_after": 0, **options}))
             for name, value in server.env(FAST_RETRIES).items():
                 monkeypatch.setenv(name, value)
             return server

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from include import exact_json
 from include.exact_json import LineBatch, loads_exact
 from include.model import InvalidProviderData
 
@@ -64,3 +65,37 @@ def test_bytes_that_are_no_utf8_name_their_line():
     expected = r"^Blob b3 is truncated or corrupt after 13 lines \(UnicodeDecodeError"
     with pytest.raises(InvalidProviderData, match=expected):
         list(LineBatch.of("s", "Blob b3", 10, content).items())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}\n{"b": "Zürich"}\n',
+        '{"a": 1}\r\n\r\n{"b": 2}\r\n',
+        '{"a": 1}\r{"b": 2}\r',
+        '{"a": 1}\n   \n{"b": "€"}',  # blank line, no line end after the last line
+        "",
+    ],
+)
+@pytest.mark.parametrize("chunk_size", [1, 3, 1000])
+def test_blob_lines_are_cut_as_a_text_reader_cuts_them(text, chunk_size):
+    import io
+
+    data = text.encode()
+    chunks = (data[i : i + chunk_size] for i in range(0, len(data), chunk_size))
+    blocks = b"".join(exact_json._line_blocks(chunks))
+
+    assert blocks.decode().split("\n")[:-1] == [line.rstrip("\n") for line in io.StringIO(text, newline=None)]
+
+
+def test_gzip_line_batches_cut_a_stream_into_counted_batches_and_refuse_a_truncated_one():
+    import gzip
+    import io
+
+    data = gzip.compress("".join(f'{{"n": {n}}}\n' for n in range(7)).encode())
+    batches = list(exact_json.gzip_line_batches(io.BytesIO(data), source="s", origin="Blob b", batch_lines=3))
+
+    assert [(b.lines_before, b.count) for b in batches] == [(0, 3), (3, 3), (6, 1)]
+    assert [line["n"] for b in batches for _, line in b.items()] == list(range(7))
+    with pytest.raises(InvalidProviderData, match=r"^Blob b is truncated or corrupt after \d+ lines \(EOFError"):
+        list(exact_json.gzip_line_batches(io.BytesIO(data[:-9]), source="s", origin="Blob b", batch_lines=3))

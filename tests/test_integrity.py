@@ -24,6 +24,7 @@ from include.model import InvalidProviderData, InvoiceHeader, InvoiceLine, parse
 from include.providers import PROVIDERS, InvalidInvoiceId, get_provider
 from include.settings import InvalidSettings, parse_settings
 from include.sql.schema import invoice_sync_attempt, line_stage_table, stage_id_for
+from include.sql.stage import open_stages
 from include.sql.store import MESSAGE_LIMIT, AttemptKey, InvoiceStateError, utcnow
 
 VICTIM = "G0600H1X05"
@@ -182,7 +183,7 @@ def _fetched(store, run_id: str) -> tuple[AttemptKey, str]:
     key = AttemptKey(PROVIDER, VICTIM, "provider_invoice_manual_sync", run_id)
     store.start_attempt(key, triggered_by="test")
     stage_id = stage_id_for(key.dag_id, key.run_id, PROVIDER, VICTIM)
-    store.stage_lines(stage_id, _lines())
+    store.stage(stage_id).fill(_lines())
     return key, stage_id
 
 
@@ -230,7 +231,7 @@ def test_two_runs_loading_one_invoice_at_once_leave_it_active(invoice_db):
         this_round = [a for a in invoice_db.attempts(PROVIDER, VICTIM) if a["run_id"].startswith(f"r{round_no}-")]
         assert {a["outcome"] for a in this_round} <= {"activated", "failed"}
         assert all(a["finished_at"] is not None for a in this_round)
-        assert invoice_db.open_stages() == []
+        assert open_stages(invoice_db.engine) == []
 
 
 # -- 3. failure recording cannot fail -------------------------------------------------------------
@@ -280,7 +281,7 @@ def test_a_failure_handler_never_downgrades_an_invoice_another_run_loaded_or_act
     invoice_db.record_failure(loser, _header(), "The loser failed again.")
 
     assert invoice_db.get_invoice(PROVIDER, VICTIM)["status"] == "active"
-    invoice_db.drop_stage(loser_stage)
+    invoice_db.stage(loser_stage).drop()
 
 
 # -- 4. stage lifecycle ---------------------------------------------------------------------------
@@ -294,7 +295,7 @@ def test_a_refused_load_drops_its_stage(invoice_db):
 
     with pytest.raises(InvoiceStateError, match="is active; deactivate it before it is loaded again"):
         invoice_db.load_from_stage(second, _header(), second_stage, totals=_totals())
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
 
 
 def test_staging_that_is_interrupted_drops_its_stage(invoice_db):
@@ -303,23 +304,23 @@ def test_staging_that_is_interrupted_drops_its_stage(invoice_db):
         raise KeyboardInterrupt  # what a task being stopped looks like from inside
 
     with pytest.raises(KeyboardInterrupt):
-        invoice_db.stage_lines("interrupted", interrupted())
-    assert invoice_db.open_stages() == []
+        invoice_db.stage("interrupted").fill(interrupted())
+    assert open_stages(invoice_db.engine) == []
 
 
 def test_orphan_stages_are_listed_and_dropped_once_their_run_is_over(invoice_db):
     key, stage_id = _fetched(invoice_db, "killed")
-    invoice_db.start_stage("no-attempt-owns-this")
+    invoice_db.stage("no-attempt-owns-this").create()
     now = utcnow()
     owned = line_stage_table(stage_id).name
     stray = line_stage_table("no-attempt-owns-this").name
 
     assert invoice_db.orphan_stages(now) == [stray]
-    assert set(invoice_db.open_stages()) == {owned, stray}
+    assert set(open_stages(invoice_db.engine)) == {owned, stray}
     later = now + timedelta(hours=25)
     assert sorted(invoice_db.drop_orphan_stages(later)) == sorted([owned, stray])
 
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
     [attempt] = invoice_db.attempts(PROVIDER, VICTIM)
     assert attempt["outcome"] == "failed" and attempt["message"].startswith("The attempt was abandoned")
 
@@ -338,13 +339,13 @@ def lines():
             print("staging", flush=True)
             time.sleep(600)  # killed long before
 
-InvoiceStore(engine_for(sys.argv[1])).stage_lines(sys.argv[2], lines())
+InvoiceStore(engine_for(sys.argv[1])).stage(sys.argv[2]).fill(lines())
 """
 
 
 def test_a_killed_fetch_leaves_an_orphan_that_the_next_sync_drops(invoice_db):
     key, stage_id = _fetched(invoice_db, "killed")
-    invoice_db.drop_stage(stage_id)
+    invoice_db.stage(stage_id).drop()
     url = invoice_db.engine.url.render_as_string(hide_password=False)
     fetch = subprocess.Popen(
         [sys.executable, "-c", _KILLED_FETCH, url, stage_id], stdout=subprocess.PIPE, text=True, env=os.environ
@@ -354,13 +355,13 @@ def test_a_killed_fetch_leaves_an_orphan_that_the_next_sync_drops(invoice_db):
     finally:
         fetch.send_signal(signal.SIGKILL)
         fetch.wait(timeout=30)
-    assert line_stage_table(stage_id).name in invoice_db.open_stages()
+    assert line_stage_table(stage_id).name in open_stages(invoice_db.engine)
     with invoice_db.engine.begin() as conn:  # the run this fetch belonged to is long over
         conn.execute(update(invoice_sync_attempt).values(started_at=utcnow() - timedelta(hours=30)))
 
     invoice_db.drop_orphan_stages()
 
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
     assert invoice_db.attempts(PROVIDER, VICTIM)[0]["outcome"] == "failed"
 
 
@@ -394,25 +395,25 @@ def test_the_money_parser_keeps_what_the_column_holds():
 
 def test_a_fine_amount_is_refused_alike_by_both_databases(invoice_db):
     with pytest.raises(InvalidProviderData, match="more than 6 decimal places"):
-        invoice_db.stage_lines("fine", [InvoiceLine(1, "licence", Decimal("10.0000001"), "EUR")])
+        invoice_db.stage("fine").fill([InvoiceLine(1, "licence", Decimal("10.0000001"), "EUR")])
     key = AttemptKey(PROVIDER, VICTIM, "dag", "run")
     invoice_db.start_attempt(key, triggered_by="test")
     with pytest.raises(InvalidProviderData, match="more than 6 decimal places"):
         invoice_db.check_header(_header(total=Decimal("10.000000000000000000000000000000000001")))
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
 
 
 def test_too_long_texts_are_refused_alike_by_both_databases(invoice_db):
     stage_id = "long"
     line = InvoiceLine(7, "licence", Decimal("1"), "EUR", customer_name="N" * 50_000)
-    invoice_db.stage_lines(stage_id, [InvoiceLine(1, "licence", Decimal("1"), "EUR"), line])
+    invoice_db.stage(stage_id).fill([InvoiceLine(1, "licence", Decimal("1"), "EUR"), line])
 
     with pytest.raises(InvalidProviderData) as refused:
-        invoice_db.check_staged_text(stage_id, VICTIM)
+        invoice_db.stage(stage_id).check_text(VICTIM)
     assert str(refused.value) == (
         f"Line 7 of invoice {VICTIM} has a customer_name of 50000 characters; the database holds at most 255."
     )
-    invoice_db.drop_stage(stage_id)
+    invoice_db.stage(stage_id).drop()
     with pytest.raises(InvalidProviderData, match="The currency_code of invoice .* has 4 characters; the database"):
         invoice_db.check_header(InvoiceHeader(PROVIDER, VICTIM, "EURO", Decimal(1)))
 
@@ -449,7 +450,7 @@ def test_a_retried_attempt_clears_its_previous_error(invoice_db):
     invoice_db.record_failure(key, _header(), "The fetch failed.")
     invoice_db.start_attempt(key, triggered_by="test")  # a retried fetch
     assert invoice_db.attempts(PROVIDER, VICTIM)[0]["message"] is None
-    invoice_db.drop_stage(stage_id)
+    invoice_db.stage(stage_id).drop()
 
 
 def test_an_unexpected_error_becomes_one_sentence_with_the_driver_text_cut_short():

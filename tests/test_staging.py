@@ -14,6 +14,7 @@ from include.model import InvalidProviderData, InvoiceHeader
 from include.providers.microsoft.demo import one_time_line
 from include.sandbox.server import dumps
 from include.sql.schema import LINE_COLUMNS, line_stage_table
+from include.sql.stage import open_stages
 from include.staging import StageJob, stage_invoice
 
 INVOICE = "G000000077"
@@ -61,7 +62,7 @@ def _stage(store, hook, stage_id: str, processes: int, parallel_from_lines: int 
 
 def _staged(store, stage_id: str) -> list[tuple]:
     """The stage's rows, or ``[]`` when it does not exist (any more)."""
-    if line_stage_table(stage_id).name not in store.open_stages():
+    if line_stage_table(stage_id).name not in open_stages(store.engine):
         return []
     table = line_stage_table(stage_id)
     with store.engine.connect() as conn:
@@ -95,8 +96,8 @@ def test_workers_stage_exactly_what_this_process_stages(invoice_db, worker_runs)
     assert staged == _staged(invoice_db, "in-process")
     assert [row[0] for row in staged] == list(range(1, 231))
     assert {row[LINE_COLUMNS.index("category")] for row in staged} >= {"licence", "usage", "credit", "marketplace"}
-    invoice_db.drop_stage("in-workers")
-    invoice_db.drop_stage("in-process")
+    invoice_db.stage("in-workers").drop()
+    invoice_db.stage("in-process").drop()
 
 
 @pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
@@ -119,8 +120,8 @@ def test_an_export_below_the_threshold_is_staged_in_this_process(invoice_db, wor
     assert _stage(invoice_db, hook, "at-threshold", processes=2, parallel_from_lines=30) == 30
     assert worker_runs == ["at-threshold"]
     assert _staged(invoice_db, "small") == _staged(invoice_db, "at-threshold")
-    invoice_db.drop_stage("small")
-    invoice_db.drop_stage("at-threshold")
+    invoice_db.stage("small").drop()
+    invoice_db.stage("at-threshold").drop()
 
 
 @pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)

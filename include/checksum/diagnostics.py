@@ -14,6 +14,9 @@ Ranking, best first:
 4. causes that do not explain the difference.
 
 When nothing explains it, an ``unexplained`` hint comes first and says so. Money is Decimal throughout.
+
+Over 350 lines on purpose: one small function per known cause plus the report that ranks and prints
+them, all sharing the same money formatting; each cause reads best beside the others it competes with.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from datetime import date
 from decimal import ROUND_CEILING, Decimal
 from itertools import combinations
 
-from include.model import CATEGORIES, Amendment, InvoiceHeader
+from include.model import CATEGORIES, CENT, Amendment, InvoiceHeader
 from include.settings import SETTINGS_VARIABLE, ProviderSettings
 
 CAUSES = (
@@ -42,7 +45,6 @@ CAUSES = (
 )
 """Every value :attr:`Hint.cause` can take."""
 
-CENT = Decimal("0.01")
 """Providers truncate each line to the cent, so n lines can drift by up to n cents in total."""
 
 MAX_AMENDMENT_GROUP = 8

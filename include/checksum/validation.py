@@ -61,7 +61,6 @@ class SuiteOutcome:
     """The sum GX observed; ``None`` when it is beyond 2**53 micros, where GX's float no longer holds it exactly."""
     failed_expectations: tuple[str, ...]
     data_docs_page: str | None
-    statistics: dict
 
 
 def load_suite_definition(suite_file: str) -> dict:
@@ -140,5 +139,4 @@ def validate_lines(
         observed_sum_micros=int(observed or 0) if abs(observed or 0) < _EXACT_LIMIT else None,
         failed_expectations=failed,
         data_docs_page=urls[0]["site_url"] if urls else None,
-        statistics=dict(validation.statistics),
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from include.model import CENT
 from include.providers import PROVIDERS
 from include.sql.status_report import InvoiceEntry, StatusReport
 
@@ -27,7 +28,6 @@ STATUS_LABELS = {
     "activation_blocked": "activation blocked",
     "inactive": "loaded, not active",
 }
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)

@@ -1,32 +1,99 @@
-"""The provider registry: a provider is a hook, a normaliser, a GX suite and settings.
+"""The provider registry: one ``ProviderSpec`` per provider, and the contracts its parts fulfil.
 
-Adding a provider means adding one ``ProviderSpec`` here plus its hook, normaliser module and
-suite file; every operator and the DAG builder work from the spec alone. Hooks and normalisers are
-named by dotted path and imported only when a task runs, so DAG files stay fast to parse.
+A provider is a package ``include/providers/<name>/`` (``normaliser``, ``sandbox``, ``demo``
+modules), a hook in ``plugins/hooks/``, a GX suite in ``include/checksum/suites/`` and a three-line
+DAG file; this registry names them. Everything else (the operators, the DAG builder, the sandbox
+server, the demo data, the demo, the compose checks and the parametrised tests) iterates over
+``PROVIDERS``. Hooks and modules are named by dotted path and imported only when used, so DAG files
+stay fast to parse. See "Adding a provider" in the README.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
+
+if TYPE_CHECKING:
+    from include.exact_json import LineBatch
+    from include.model import InvoiceHeader, InvoiceLine
+    from include.sandbox.demo_data import DemoExpectation
+    from include.sandbox.server import Route
+
+
+class ProviderHook(Protocol):
+    """What the operators ask of a provider's hook (constructed with ``conn_id``)."""
+
+    def list_invoices(self) -> list[dict]:
+        """Every invoice (raw header) the sync DAG covers."""
+
+    def get_invoice(self, invoice_id: str) -> dict:
+        """One raw invoice header; raises :class:`~include.model.InvoiceNotFound` for an unknown id."""
+
+    def iter_line_items(self, invoice: dict) -> Iterator[tuple[str, dict]]:
+        """``(source, raw_line)`` for every line of the invoice, never silently truncated."""
+
+    def iter_line_batches(self, invoice: dict) -> Iterator[LineBatch] | None:
+        """The lines as JSON-lines batches (parsed in worker processes), or ``None`` to use
+        :meth:`iter_line_items`; :class:`plugins.hooks.http.ProviderHttpHook` answers ``None``."""
+
+
+class Normaliser(Protocol):
+    """A provider's ``normaliser`` module: raw provider JSON -> the canonical model."""
+
+    def normalize_header(self, raw: dict) -> InvoiceHeader: ...
+
+    def normalize_lines(
+        self, header: InvoiceHeader, raw_lines: Iterable[tuple[str, dict]], first_line_no: int = 1
+    ) -> Iterator[InvoiceLine]:
+        """Canonical lines numbered from ``first_line_no`` (a later batch of the invoice) in the order given."""
+
+
+class SandboxEndpoints(Protocol):
+    """A provider's ``sandbox`` module: the routes the sandbox serves and the connection pointing at them."""
+
+    ROUTES: list[Route]
+
+    def connection(self, base_url: str) -> dict:
+        """The Airflow connection (``conn_type``, ``host``, ``login``, ``password``, ``extra``) for ``base_url``."""
+
+
+class DemoData(Protocol):
+    """A provider's ``demo`` module: its bundled demo invoices and the outcome each must produce."""
+
+    EXPECTED: dict[str, DemoExpectation]
+    """Invoice id -> outcome under the default settings."""
+    VARIANTS: list[DemoVariant]
+    """Other settings under which some invoices end differently (``make demo`` shows them)."""
+
+    def write_demo(self, data_dir: str | Path) -> dict[str, DemoExpectation]: ...
+
+
+@dataclass(frozen=True)
+class DemoVariant:
+    """``settings`` (the ``invoice_sync_settings`` value) changes the outcome of some demo invoices."""
+
+    title: str
+    settings: dict
+    expected: dict[str, DemoExpectation]
 
 
 @dataclass(frozen=True)
 class ProviderSpec:
     name: str
+    """The ``provider`` key everywhere: DAG id suffix, database rows, settings section, Params enum."""
     display_name: str
     hook_path: str
-    """``module.Class`` of the hook; constructed with ``conn_id``."""
+    """``module.Class`` of the hook (a :class:`ProviderHook`); constructed with ``conn_id``."""
     conn_id: str
-    normaliser_path: str
-    """Module with ``normalize_header(raw) -> InvoiceHeader`` and
-    ``normalize_lines(header, raw_lines, first_line_no=1) -> Iterator[InvoiceLine]``."""
+    """The Airflow connection of the provider API; the hook's default and the sandbox's connection."""
+    package: str
+    """Dotted package with the ``normaliser``, ``sandbox`` and ``demo`` modules."""
     suite_file: str
-    """File name under ``include/checksum/suites``."""
+    """File name under ``include/checksum/suites`` (or an absolute path)."""
     invoice_id_pattern: str
     """The whole id (``re.fullmatch``): the provider's id alphabet, nothing that means something in a URL."""
     invoice_id_max_length: int
@@ -55,12 +122,22 @@ class ProviderSpec:
             )
         return text
 
-    def get_hook(self) -> Any:
+    @property
+    def normaliser_path(self) -> str:
+        return f"{self.package}.normaliser"
+
+    def get_hook(self) -> ProviderHook:
         module_name, _, class_name = self.hook_path.rpartition(".")
         return getattr(importlib.import_module(module_name), class_name)(conn_id=self.conn_id)
 
-    def normaliser(self) -> ModuleType:
-        return importlib.import_module(self.normaliser_path)
+    def normaliser(self) -> Normaliser:
+        return cast(Normaliser, importlib.import_module(self.normaliser_path))
+
+    def sandbox(self) -> SandboxEndpoints:
+        return cast(SandboxEndpoints, importlib.import_module(f"{self.package}.sandbox"))
+
+    def demo(self) -> DemoData:
+        return cast(DemoData, importlib.import_module(f"{self.package}.demo"))
 
 
 PROVIDERS: dict[str, ProviderSpec] = {
@@ -71,7 +148,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             display_name="Microsoft Partner Center",
             hook_path="plugins.hooks.partner_center.PartnerCenterHook",
             conn_id="partner_center_default",
-            normaliser_path="include.providers.microsoft.normaliser",
+            package="include.providers.microsoft",
             suite_file="microsoft.json",
             invoice_id_pattern=r"[A-Z0-9]{1,32}",
             invoice_id_max_length=32,
@@ -81,7 +158,7 @@ PROVIDERS: dict[str, ProviderSpec] = {
             display_name="TD SYNNEX StreamOne Ion",
             hook_path="plugins.hooks.streamone_ion.StreamOneIonHook",
             conn_id="streamone_ion_default",
-            normaliser_path="include.providers.synnex.normaliser",
+            package="include.providers.synnex",
             suite_file="synnex.json",
             invoice_id_pattern=r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}",
             invoice_id_max_length=64,
@@ -113,3 +190,8 @@ def get_provider(name: str) -> ProviderSpec:
     except KeyError:
         known = ", ".join(sorted(PROVIDERS))
         raise UnknownProvider(f"Unknown provider {name!r}: choose one of {known}.") from None
+
+
+def conn_id_of(name: str) -> str:
+    """The provider's connection id, for its hook's ``default_conn_name`` (stated once, in the spec)."""
+    return get_provider(name).conn_id

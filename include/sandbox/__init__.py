@@ -3,6 +3,6 @@
 ``python -m include.sandbox --data DIR --port PORT``; from Python, :class:`SandboxServer`.
 """
 
-from include.sandbox.server import PROVIDER_MODULES, SandboxServer
+from include.sandbox.server import SandboxServer
 
-__all__ = ["PROVIDER_MODULES", "SandboxServer"]
+__all__ = ["SandboxServer"]

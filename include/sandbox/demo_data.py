@@ -22,7 +22,6 @@ DEMO_DATA_VERSION = 2
 """Bump whenever the generated data changes, so cached copies are regenerated."""
 SEED = 20260201
 TAX_RATE = Decimal("0.19")
-CENT = Decimal("0.01")
 
 CUSTOMERS = [
     ("a1b2c3d4-0000-4000-8000-000000000001", "Contoso GmbH", "contoso.onmicrosoft.com"),
@@ -72,10 +71,9 @@ def write_invoice_dir(data_dir: str | Path, provider: str, invoice: dict, jsonl:
 
 def write_demo_data(data_dir: str | Path) -> dict[str, dict[str, DemoExpectation]]:
     """Write every provider's demo invoices into ``data_dir``; returns provider -> invoice -> expectation."""
-    from include.providers.microsoft.demo import write_microsoft_demo
-    from include.providers.synnex.demo import write_synnex_demo
+    from include.providers import PROVIDERS
 
-    return {"microsoft": write_microsoft_demo(data_dir), "synnex": write_synnex_demo(data_dir)}
+    return {name: spec.demo().write_demo(data_dir) for name, spec in PROVIDERS.items()}
 
 
 def default_cache_dir() -> Path:

@@ -1,17 +1,14 @@
 """The sandbox HTTP server core: routing, request log, fault injection, exact JSON.
 
-Provider behaviour lives in provider modules listed in ``PROVIDER_MODULES``. Each exposes
-
-- ``ROUTES``: ``(method, path_regex, handler)`` triples; ``handler(request: Request) -> Response``;
-- ``connection(base_url) -> (conn_id, connection_dict)``: the Airflow connection pointing here.
-
-Adding a provider means writing such a module and adding its name to ``PROVIDER_MODULES``; the core
-does not change. Only 127.0.0.1 is ever bound.
+Provider behaviour lives in each registered provider's ``sandbox`` module
+(:class:`include.providers.SandboxEndpoints`): its ``ROUTES`` (``(method, path_regex, handler)``
+triples; ``handler(request: Request) -> Response``) and ``connection(base_url)``, the Airflow
+connection pointing here (its conn_id comes from the provider's spec). Adding a provider to the
+registry adds it here; the core does not change. Only 127.0.0.1 is ever bound.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import re
@@ -23,12 +20,10 @@ from decimal import Decimal
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-PROVIDER_MODULES = ["include.providers.microsoft.sandbox", "include.providers.synnex.sandbox"]
-"""Extend with e.g. ``include.providers.synnex.sandbox``."""
+from include.providers import PROVIDERS, SandboxEndpoints
 
 HOST = "127.0.0.1"
 FAULT_KINDS = ("status", "delay", "truncate", "drop_items", "break_chain")
@@ -119,7 +114,7 @@ Route = tuple[str, str, Callable[[Request], Response]]
 
 
 class SandboxServer:
-    """A threaded HTTP server on 127.0.0.1 serving every provider in ``PROVIDER_MODULES``.
+    """A threaded HTTP server on 127.0.0.1 serving every provider of the registry.
 
     Use as a context manager (``with SandboxServer(dir) as sandbox:``); it stops on exit.
     ``blob_lines`` sizes the v2 export blobs; ``export_retry_after`` is the Retry-After of a
@@ -130,10 +125,13 @@ class SandboxServer:
         self.data_dir = Path(data_dir)
         self.blob_lines = blob_lines
         self.export_retry_after = export_retry_after
-        self.modules: list[ModuleType] = [importlib.import_module(name) for name in PROVIDER_MODULES]
+        self.endpoints: dict[str, SandboxEndpoints] = {spec.conn_id: spec.sandbox() for spec in PROVIDERS.values()}
+        """conn_id -> the provider's sandbox module."""
         self._routes = [
             (method, re.compile(pattern), handler)
-            for method, pattern, handler in itertools.chain(CONTROL_ROUTES, *(m.ROUTES for m in self.modules))
+            for method, pattern, handler in itertools.chain(
+                CONTROL_ROUTES, *(m.ROUTES for m in self.endpoints.values())
+            )
         ]
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
@@ -181,7 +179,7 @@ class SandboxServer:
     # -- connections -------------------------------------------------------------------------------
 
     def connections(self) -> dict[str, dict]:
-        return dict(module.connection(self.url) for module in self.modules)
+        return {conn_id: module.connection(self.url) for conn_id, module in self.endpoints.items()}
 
     def env(self, extra: dict | None = None) -> dict[str, str]:
         """``AIRFLOW_CONN_*`` -> JSON; ``extra`` is merged into every connection's extra."""

@@ -1,48 +1,45 @@
-"""Every read and write the operators make on the invoice database, one method per business step.
+"""The invoice lifecycle in the invoice database: attempts, checksum outcomes, load, activation,
+deactivation, notes and the sweep of abandoned stages, one method per business step.
 
-Each write that must be all-or-nothing runs in a single ``engine.begin()`` transaction; the load moves
-lines from staging into ``provider_invoice_line`` with one ``INSERT ... SELECT`` so no line passes
-through Python twice.
+Each write that must be all-or-nothing runs in a single transaction (under the invoice's lock where
+two runs could meet); the load moves lines from a stage (:mod:`include.sql.stage`, the bulk staging
+I/O) into ``provider_invoice_line`` with one ``INSERT ... SELECT`` so no line passes through Python twice.
+
+Over 350 lines on purpose: every state change of an invoice (and the checks and locks that guard it) is
+here, so the transitions can be read together.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, String, and_, case, cast, delete, func, insert, literal, select, type_coerce, update
+from sqlalchemy import String, and_, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from include.model import (
-    MICROS_PER_UNIT,
     InvalidProviderData,
     InvoiceHeader,
-    InvoiceLine,
-    from_micros,
     parse_money,
-    to_micros,
 )
 from include.sql.engine import IMMEDIATE
 from include.sql.schema import (
     LINE_COLUMNS,
-    LINE_TEXT_LIMITS,
-    STAGE_TABLE_PREFIX,
     check_text_lengths,
     invoice_sync_attempt,
-    line_stage_table,
     provider_invoice,
     provider_invoice_line,
     provider_invoice_note,
     stage_id_for,
 )
+from include.sql.stage import LineStage, open_stages
 
 MESSAGE_LIMIT = 2000
 """Characters of a failure message kept on the attempt and the invoice: enough for our sentence and the
@@ -82,22 +79,16 @@ class AttemptKey:
     run_id: str
 
 
-@dataclass(frozen=True)
-class StagedSummary:
-    """Exact aggregates of one staged invoice, computed in SQL."""
-
-    line_count: int
-    breakdown: dict[str, Decimal]
-    line_counts: dict[str, int]
-    currency_totals: dict[str, Decimal]
-    usage_last_charge_end: date | None
-
-
 class InvoiceStore:
     def __init__(self, engine: Engine):
         self.engine = engine
 
     # -- helpers -------------------------------------------------------------------------------
+    def _rows(self, query) -> list[dict]:
+        """Every row of ``query`` as a dict: the one way this store reads rows out."""
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
     @contextmanager
     def invoice_transaction(self, provider: str, invoice_id: str) -> Iterator[Connection]:
         """One transaction holding the invoice's lock until it commits or rolls back.
@@ -122,40 +113,20 @@ class InvoiceStore:
         )
         conn.execute(stmt)
 
-    def _micros(self, column):
-        """The Money column as exact integer micros, in SQL, on either dialect."""
-        if self.engine.dialect.name == "sqlite":
-            return type_coerce(column, BigInteger)
-        return cast(column * MICROS_PER_UNIT, BigInteger)
-
     # -- invoices ------------------------------------------------------------------------------
     def get_invoice(self, provider: str, invoice_id: str) -> dict | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(provider_invoice).where(_of_invoice(provider_invoice, provider, invoice_id))
-            ).first()
-        return dict(row._mapping) if row else None
+        rows = self._rows(select(provider_invoice).where(_of_invoice(provider_invoice, provider, invoice_id)))
+        return rows[0] if rows else None
 
     def invoice_states(self, provider: str) -> dict[str, dict]:
         """``invoice_id -> {status, fingerprint, deactivated_at}`` for deciding what a scheduled sync fetches."""
         t = provider_invoice
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.c.invoice_id, t.c.status, t.c.fingerprint, t.c.deactivated_at).where(t.c.provider == provider)
-            )
-            return {r.invoice_id: dict(r._mapping) for r in rows}
+        query = select(t.c.invoice_id, t.c.status, t.c.fingerprint, t.c.deactivated_at).where(t.c.provider == provider)
+        return {row["invoice_id"]: row for row in self._rows(query)}
 
     def lines(self, provider: str, invoice_id: str) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(provider_invoice_line)
-                .where(
-                    provider_invoice_line.c.provider == provider,
-                    provider_invoice_line.c.invoice_id == invoice_id,
-                )
-                .order_by(provider_invoice_line.c.line_no)
-            )
-            return [dict(r._mapping) for r in rows]
+        t = provider_invoice_line
+        return self._rows(select(t).where(_of_invoice(t, provider, invoice_id)).order_by(t.c.line_no))
 
     def _header_values(self, header: InvoiceHeader, now: datetime) -> dict:
         values = {
@@ -269,11 +240,7 @@ class InvoiceStore:
     def attempts(self, provider: str, invoice_id: str) -> list[dict]:
         """Every attempt on one invoice, oldest first: the audit trail."""
         t = invoice_sync_attempt
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t).where(t.c.provider == provider, t.c.invoice_id == invoice_id).order_by(t.c.id)
-            )
-            return [dict(r._mapping) for r in rows]
+        return self._rows(select(t).where(_of_invoice(t, provider, invoice_id)).order_by(t.c.id))
 
     def record_failure(
         self, key: AttemptKey, header: InvoiceHeader | None, message: str, task_url: str | None = None
@@ -324,70 +291,10 @@ class InvoiceStore:
             return False
         return True
 
-    # -- staging -------------------------------------------------------------------------------
-    def _stage(self, stage_id: str):
-        return line_stage_table(stage_id, unlogged=self.engine.dialect.name == "postgresql")
-
-    def stage_lines(self, stage_id: str, lines: Iterable[InvoiceLine]) -> int:
-        """Stage ``lines`` (streamed, one transaction) in a new stage, replacing a retried fetch's one."""
-        self.start_stage(stage_id)
-        try:
-            return self.append_to_stage(stage_id, lines)
-        except BaseException:
-            self.drop_stage(stage_id)
-            raise
-
-    def start_stage(self, stage_id: str) -> None:
-        """An empty stage table for ``stage_id``; the table of an earlier try is dropped first."""
-        table = self._stage(stage_id)
-        with self.engine.begin() as conn:
-            table.drop(conn, checkfirst=True)
-            table.create(conn)
-
-    def append_to_stage(self, stage_id: str, lines: Iterable[InvoiceLine]) -> int:
-        """Bulk-load ``lines`` into the stage in one transaction, streaming from the iterator.
-
-        PostgreSQL gets ``COPY ... FROM STDIN`` (psycopg's copy on the connection SQLAlchemy holds, so
-        it shares the transaction); SQLite one ``executemany`` fed by a generator. Both bypass the
-        per-row bind processing of SQLAlchemy, so the money conversion of :class:`Money` is done here:
-        the Decimal as is for NUMERIC, exact micros (refusing finer amounts) for SQLite.
-        """
-        table = self._stage(stage_id)
-        columns = ", ".join(LINE_COLUMNS)
-        count = 0
-        with self.engine.begin() as conn:
-            dbapi = conn.connection.dbapi_connection
-            if conn.dialect.name == "postgresql":
-                with dbapi.cursor() as cursor:
-                    with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
-                        for line in lines:
-                            copy.write_row(_line_values(line))
-                            count += 1
-            else:
-                counter = itertools.count(1)
-                rows = (_sqlite_line_values(line) for line in lines if next(counter))
-                marks = ", ".join("?" * len(LINE_COLUMNS))
-                cursor = dbapi.cursor()
-                try:
-                    cursor.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
-                finally:
-                    cursor.close()
-                count = next(counter) - 1
-        return count
-
-    def drop_stage(self, stage_id: str, conn: Connection | None = None) -> None:
-        if conn is not None:
-            self._stage(stage_id).drop(conn, checkfirst=True)
-            return
-        with self.engine.begin() as own:
-            self._stage(stage_id).drop(own, checkfirst=True)
-
-    def open_stages(self) -> list[str]:
-        """Stage tables that exist now: fetches waiting for their checksum or load, and orphans of runs that
-        are over (see :meth:`orphan_stages`)."""
-        from sqlalchemy import inspect
-
-        return sorted(name for name in inspect(self.engine).get_table_names() if name.startswith(STAGE_TABLE_PREFIX))
+    # -- stages --------------------------------------------------------------------------------
+    def stage(self, stage_id: str) -> LineStage:
+        """The stage table of one fetch (bulk staging I/O lives in :mod:`include.sql.stage`)."""
+        return LineStage(self.engine, stage_id)
 
     def orphan_stages(self, now: datetime | None = None) -> list[str]:
         """Open stages older than a run: a killed fetch's, or one whose run ended without dropping it.
@@ -402,8 +309,8 @@ class InvoiceStore:
             recent = conn.execute(
                 select(t.c.dag_id, t.c.run_id, t.c.provider, t.c.invoice_id).where(t.c.started_at >= since)
             ).all()
-        owned = {self._stage(stage_id_for(*row)).name for row in recent}
-        return [name for name in self.open_stages() if name not in owned]
+        owned = {self.stage(stage_id_for(*row)).table.name for row in recent}
+        return [name for name in open_stages(self.engine) if name not in owned]
 
     def drop_orphan_stages(self, now: datetime | None = None) -> list[str]:
         """Drop :meth:`orphan_stages`, and close the attempts they were abandoned by as ``failed``.
@@ -428,79 +335,6 @@ class InvoiceStore:
                 )
             )
         return orphans
-
-    def check_staged_text(self, stage_id: str, invoice_id: str) -> None:
-        """Refuse, with one sentence, a staged line whose text is longer than its column holds.
-
-        One pass over the stage in SQL (``length`` counts characters on both databases); the stage's
-        text columns are unbounded, so both databases reach this check with the same data.
-        """
-        t = self._stage(stage_id)
-        longest = [func.max(func.length(t.c[column])) for column in LINE_TEXT_LIMITS]
-        with self.engine.connect() as conn:
-            lengths = conn.execute(select(*longest)).one()
-            for (column, limit), length in zip(LINE_TEXT_LIMITS.items(), lengths, strict=True):
-                if length is not None and length > limit:
-                    line_no = conn.execute(
-                        select(func.min(t.c.line_no)).where(func.length(t.c[column]) > limit)
-                    ).scalar()
-                    raise InvalidProviderData(
-                        f"Line {line_no} of invoice {invoice_id} has a {column} of {length} characters; "
-                        f"the database holds at most {limit}."
-                    )
-
-    def staged_summary(self, stage_id: str) -> StagedSummary:
-        """Counts and exact micros sums per category and per currency, and the last usage charge end.
-
-        One scan of the staged lines grouped by (category, currency); the totals per category and per
-        currency are then added up from those groups as integers, so they are exactly what a query
-        grouped by either column alone returns.
-        """
-        t = self._stage(stage_id)
-        micros = self._micros(t.c.amount)
-        usage_end = func.max(case((t.c.category == "usage", t.c.charge_end_date)))
-        with self.engine.connect() as conn:
-            groups = conn.execute(
-                select(t.c.category, t.c.currency_code, func.count(), func.sum(micros), usage_end).group_by(
-                    t.c.category, t.c.currency_code
-                )
-            ).all()
-        by_category: dict[str, list[int]] = {}
-        by_currency: dict[str, int] = {}
-        usage_ends = []
-        for category, currency, count, total, last_usage in groups:
-            counted = by_category.setdefault(category, [0, 0])
-            counted[0] += count
-            counted[1] += int(total)
-            by_currency[currency] = by_currency.get(currency, 0) + int(total)
-            if last_usage is not None:
-                usage_ends.append(last_usage if not isinstance(last_usage, str) else date.fromisoformat(last_usage))
-        return StagedSummary(
-            line_count=sum(count for count, _ in by_category.values()),
-            breakdown={cat: from_micros(total) for cat, (_, total) in by_category.items()},
-            line_counts={cat: count for cat, (count, _) in by_category.items()},
-            currency_totals={cur: from_micros(total) for cur, total in by_currency.items()},
-            usage_last_charge_end=max(usage_ends, default=None),
-        )
-
-    def staged_amounts_query(self, stage_id: str, *, header_tax_micros: int = 0, currency_code: str = "") -> str:
-        """SQL of the staged lines as ``line_no, category, currency_code, amount_micros`` (for the GX suite).
-
-        The micros are computed by the database from the exact stored amounts. ``header_tax_micros``
-        (not 0) adds header-only tax as one more row, line 0 of category ``tax``, as the provider's tax
-        setting asks. Literal values are rendered by SQLAlchemy for this database's dialect.
-        """
-        t = self._stage(stage_id)
-        query = select(t.c.line_no, t.c.category, t.c.currency_code, self._micros(t.c.amount).label("amount_micros"))
-        if header_tax_micros:
-            tax = select(
-                literal(0, BigInteger).label("line_no"),
-                literal("tax", String).label("category"),
-                literal(currency_code, String).label("currency_code"),
-                literal(header_tax_micros, BigInteger).label("amount_micros"),
-            )
-            query = query.union_all(tax)
-        return str(query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
 
     # -- checksum outcome ---------------------------------------------------------------------
     def record_checksum_error(
@@ -529,7 +363,7 @@ class InvoiceStore:
             )
             if note:
                 self.add_note(key.provider, key.invoice_id, note, _author(conn, key), conn=conn)
-            self.drop_stage(stage_id, conn)
+            self.stage(stage_id).drop(conn)
 
     def record_checksum_pass(self, key: AttemptKey, *, totals: dict, diagnostics: dict, note: str | None) -> None:
         with self.engine.begin() as conn:
@@ -555,16 +389,14 @@ class InvoiceStore:
         if header.billing_period_start is None:
             return []
         t = provider_invoice
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.c.invoice_id, t.c.header_total, t.c.status).where(
-                    t.c.provider == header.provider,
-                    t.c.invoice_id != header.invoice_id,
-                    t.c.billing_period_start == header.billing_period_start,
-                    t.c.currency_code == header.currency_code,
-                )
+        return self._rows(
+            select(t.c.invoice_id, t.c.header_total, t.c.status).where(
+                t.c.provider == header.provider,
+                t.c.invoice_id != header.invoice_id,
+                t.c.billing_period_start == header.billing_period_start,
+                t.c.currency_code == header.currency_code,
             )
-            return [dict(r._mapping) for r in rows]
+        )
 
     # -- load and activate ---------------------------------------------------------------------
     def load_from_stage(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, *, totals: dict) -> int:
@@ -577,11 +409,11 @@ class InvoiceStore:
         try:
             return self._load(key, header, stage_id, totals)
         except InvoiceStateError:
-            self.drop_stage(stage_id)
+            self.stage(stage_id).drop()
             raise
 
     def _load(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, totals: dict) -> int:
-        line, stage = provider_invoice_line, self._stage(stage_id)
+        line, stage = provider_invoice_line, self.stage(stage_id).table
         same_invoice = _of_invoice(line, key.provider, key.invoice_id)
         with self.invoice_transaction(key.provider, key.invoice_id) as conn:
             if self._current_status(conn, key.provider, key.invoice_id) == "active":
@@ -617,7 +449,7 @@ class InvoiceStore:
                 **totals,
             )
             self._finish_attempt(conn, key, "loaded", final=False, **_attempt_totals(totals))
-            self.drop_stage(stage_id, conn)
+            self.stage(stage_id).drop(conn)
         return loaded
 
     def activate(self, key: AttemptKey) -> None:
@@ -709,49 +541,8 @@ class InvoiceStore:
             own.execute(insert(provider_invoice_note).values(**values))
 
     def notes(self, provider: str, invoice_id: str) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(provider_invoice_note)
-                .where(
-                    provider_invoice_note.c.provider == provider,
-                    provider_invoice_note.c.invoice_id == invoice_id,
-                )
-                .order_by(provider_invoice_note.c.id)
-            )
-            return [dict(r._mapping) for r in rows]
-
-
-_STORED = len(LINE_COLUMNS)
-if InvoiceLine._fields[:_STORED] != LINE_COLUMNS:
-    raise RuntimeError("InvoiceLine must start with the LINE_COLUMNS, in their order")
-_AMOUNT = LINE_COLUMNS.index("amount")
-_DATES = tuple(i for i, col in enumerate(LINE_COLUMNS) if col in ("charge_start_date", "charge_end_date"))
-
-
-def _line_values(line: InvoiceLine) -> tuple:
-    """The line's ``LINE_COLUMNS`` in order, as the driver takes them (NUMERIC gets the Decimal)."""
-    values = line[:_STORED]
-    amount = values[_AMOUNT]
-    if amount is None:
-        return values
-    if not isinstance(amount, Decimal):
-        values = list(values)
-        values[_AMOUNT] = amount = parse_money(amount)  # what Money does with a non-Decimal: exact or refused
-        values = tuple(values)
-    to_micros(amount)  # refuses more than MONEY_SCALE places, where NUMERIC(24, 6) would silently round
-    return values
-
-
-def _sqlite_line_values(line: InvoiceLine) -> tuple:
-    """Like :func:`_line_values`, with what :class:`Money` and ``Date`` store on SQLite (micros, ISO text)."""
-    values = list(line[:_STORED])
-    amount = values[_AMOUNT]
-    if amount is not None:
-        values[_AMOUNT] = to_micros(amount if isinstance(amount, Decimal) else parse_money(amount))
-    for index in _DATES:
-        if values[index] is not None:
-            values[index] = values[index].isoformat()
-    return tuple(values)
+        t = provider_invoice_note
+        return self._rows(select(t).where(_of_invoice(t, provider, invoice_id)).order_by(t.c.id))
 
 
 def _of_invoice(table, provider: str, invoice_id: str):

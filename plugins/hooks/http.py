@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import cached_property
@@ -62,8 +63,9 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/bad."""
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date, counted from ``now``,
+    default the current time); None if absent/bad."""
     if not value:
         return None
     try:
@@ -75,7 +77,7 @@ def parse_retry_after(value: str | None) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
@@ -113,6 +115,8 @@ class ProviderHttpHook(BaseHook):
     """Base URL used when the connection has no host."""
     provider = ""
     """The provider name in :mod:`include.providers`, whose invoice-id rule the hook applies."""
+    sleep: Callable[[float], None] = staticmethod(time.sleep)
+    """How the hook waits between retries and polls; tests replace it to record the waits instead."""
 
     def __init__(self, conn_id: str, **kwargs: Any):
         super().__init__(**kwargs)
@@ -142,9 +146,6 @@ class ProviderHttpHook(BaseHook):
 
     def get_conn(self) -> requests.Session:
         return self.session
-
-    def close(self) -> None:
-        self.session.close()
 
     @cached_property
     def timeout(self) -> tuple[float, float]:
@@ -267,6 +268,7 @@ class ProviderHttpHook(BaseHook):
             stop=stop_after_attempt(self.max_retries + 1),
             wait=self._wait,
             before_sleep=self._log_retry,
+            sleep=self.sleep,
             reraise=True,
         )
         try:

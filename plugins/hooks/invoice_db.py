@@ -22,7 +22,6 @@ def default_sqlite_path() -> Path:
 class InvoiceDbHook(BaseHook):
     conn_name_attr = "invoice_db_conn_id"
     default_conn_name = "invoice_db"
-    conn_type = "invoice_db"
     hook_name = "Invoice database"
 
     def __init__(self, invoice_db_conn_id: str = default_conn_name):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import time
 import uuid
-import zlib
 from collections.abc import Iterator
 from datetime import date
 from functools import cached_property
@@ -28,8 +27,9 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import HTTPError
 
-from include.exact_json import LineBatch, corrupt
+from include.exact_json import LineBatch, gzip_line_batches
 from include.model import InvalidProviderData, InvoiceNotFound, parse_date
+from include.providers import conn_id_of
 from plugins.hooks.http import ProviderHttpHook, origin, parse_retry_after
 
 PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
@@ -58,11 +58,11 @@ class PartnerCenterHook(ProviderHttpHook):
     """Reads invoices and their line items from Partner Center (v1) and Microsoft Graph (v2 export)."""
 
     conn_name_attr = "conn_id"
-    default_conn_name = "partner_center_default"
+    provider = "microsoft"
+    default_conn_name = conn_id_of(provider)
     conn_type = "http"
     hook_name = "Microsoft Partner Center"
     default_host = PARTNER_CENTER_RESOURCE
-    provider = "microsoft"
 
     def __init__(self, conn_id: str = default_conn_name, **kwargs: Any):
         super().__init__(conn_id, **kwargs)
@@ -281,115 +281,30 @@ class PartnerCenterHook(ProviderHttpHook):
             wait = min(DEFAULT_EXPORT_POLL if wait is None else wait, self.max_retry_wait)
             if time.monotonic() + wait > deadline:
                 raise TimeoutError(f"The reconciliation export of invoice {invoice_id} did not finish in time.")
-            time.sleep(wait)
+            self.sleep(wait)
 
     def _graph(self, link: str) -> str:
         return link if "://" in link else f"{self.graph_url}/{link.lstrip('/')}"
 
     def _blob_batches(self, invoice_id: str, name: str, url: str) -> Iterator[LineBatch]:
-        """Stream one gzip JSON-lines blob as batches of ``BATCH_LINES`` lines (the last one shorter).
-
-        At most ``_CONTENT_SIZE`` of decompressed bytes and one batch are held at a time. A blob that
-        cannot be read to its end fails here, whatever was read of it before.
-        """
-        origin = f"Blob {name} of the reconciliation export of invoice {invoice_id}"
+        """Stream one gzip JSON-lines blob as batches of ``BATCH_LINES`` lines (the last one shorter);
+        see :func:`include.exact_json.gzip_line_batches`. A blob that cannot be read to its end fails."""
         response = self.request("GET", url, stream=True)
-        parts: list[bytes] = []  # whole lines not in a batch yet
-        buffered = lines_before = 0
         try:
-            for block in _line_blocks(_gunzip(response.raw)):
-                lines = block.count(b"\n")
-                while buffered + lines >= BATCH_LINES:
-                    wanted = BATCH_LINES - buffered
-                    cut = _after_line(block, wanted)
-                    yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, b"".join((*parts, block[:cut])))
-                    lines_before += BATCH_LINES
-                    block, lines = block[cut:], lines - wanted
-                    parts, buffered = [], 0
-                if block:
-                    parts.append(block)
-                    buffered += lines
-        except (EOFError, OSError, zlib.error, ValueError, requests.RequestException, HTTPError) as exc:
-            raise InvalidProviderData(corrupt(origin, lines_before + buffered, exc)) from None
+            yield from gzip_line_batches(
+                response.raw,
+                source=EXPORT_SOURCE,
+                origin=f"Blob {name} of the reconciliation export of invoice {invoice_id}",
+                batch_lines=BATCH_LINES,
+                read_errors=(requests.RequestException, HTTPError),
+            )
         finally:
             response.close()
-        if parts:
-            yield LineBatch.of(EXPORT_SOURCE, origin, lines_before, b"".join(parts))
 
 
 def _segment(invoice_id: str) -> str:
     """The id as one URL path segment: whatever it holds, it cannot reach another path or the query."""
     return quote(str(invoice_id), safe="")
-
-
-_READ_SIZE = 16 * 1024
-"""Compressed bytes read from a blob at a time."""
-_CONTENT_SIZE = 256 * 1024
-"""At most this many decompressed bytes at a time, whatever the compression ratio."""
-
-
-def _gunzip(raw: Any) -> Iterator[bytes]:
-    """The decompressed content of the gzip stream ``raw``, in chunks, checked as :class:`gzip.GzipFile` checks it.
-
-    Each member's CRC and length are verified by zlib (``zlib.error`` otherwise); several members are
-    read one after another, zero bytes between or after members are skipped, anything else after a
-    member must be another member; a stream that ends inside a member raises ``EOFError`` (truncated). An
-    empty stream is empty content. One ``decompressobj`` call per ``_CONTENT_SIZE`` instead of GzipFile's
-    Python-level reads of 8 KiB, which at a million lines is measurable.
-    """
-    decompressor = None
-    started = False
-    while data := raw.read(_READ_SIZE):
-        while data:
-            if decompressor is None:
-                if started:
-                    data = data.lstrip(b"\x00")
-                    if not data:
-                        break
-                decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-                started = True
-            while True:  # until zlib has taken all of data and given out all it can
-                content = decompressor.decompress(data, _CONTENT_SIZE)
-                if content:
-                    yield content
-                data = decompressor.unconsumed_tail
-                if decompressor.eof or (not data and len(content) < _CONTENT_SIZE):
-                    break
-            if decompressor.eof:
-                data, decompressor = decompressor.unused_data, None
-    if decompressor is not None:
-        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
-
-
-def _line_blocks(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """``chunks`` regrouped into blocks of whole lines, each line ending in ``\\n``, the way
-    :class:`io.TextIOWrapper` reads lines (universal newlines: ``\\r\\n`` and ``\\r`` end a line too,
-    and a last line without a line end is a line). Bytes stay bytes: a ``\\n`` or ``\\r`` byte never
-    occurs inside a UTF-8 sequence, so the lines are cut right before anything is decoded."""
-    pending: list[bytes] = []  # the start of a line that continues in the next chunk
-    for chunk in chunks:
-        end = chunk.rfind(b"\n") + 1
-        if not end:
-            pending.append(chunk)
-            continue
-        block = b"".join((*pending, chunk[:end])) if pending else chunk[:end]
-        pending = [chunk[end:]] if end < len(chunk) else []
-        yield _universal(block)
-    if pending:
-        rest = _universal(b"".join(pending))
-        yield rest if rest.endswith(b"\n") else rest + b"\n"
-
-
-def _universal(block: bytes) -> bytes:
-    return block.replace(b"\r\n", b"\n").replace(b"\r", b"\n") if b"\r" in block else block
-
-
-def _after_line(block: bytes, line: int) -> int:
-    """The position just after the ``line``-th line end of ``block``."""
-    position = 0
-    for _ in range(line):
-        position = block.index(b"\n", position) + 1
-    return position
 
 
 def _checked_items(page: Any, what: str) -> list[dict]:

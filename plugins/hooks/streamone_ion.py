@@ -34,6 +34,7 @@ from urllib.parse import quote
 import requests
 
 from include.model import InvalidProviderData, InvoiceNotFound, parse_date
+from include.providers import conn_id_of
 from include.providers.synnex.normaliser import HEADER_FIELDS
 from plugins.hooks.http import ProviderHttpHook
 
@@ -48,11 +49,11 @@ class StreamOneIonHook(ProviderHttpHook):
     """Reads invoices and invoice lines from TD SYNNEX StreamOne Ion (v1)."""
 
     conn_name_attr = "conn_id"
-    default_conn_name = "streamone_ion_default"
+    provider = "synnex"
+    default_conn_name = conn_id_of(provider)
     conn_type = "http"
     hook_name = "TD SYNNEX StreamOne Ion"
     default_host = "https://ion.tdsynnex.com"
-    provider = "synnex"
 
     def __init__(self, conn_id: str = default_conn_name, **kwargs: Any):
         super().__init__(conn_id, **kwargs)

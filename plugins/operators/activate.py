@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from plugins.operators.base import InvoiceOperator, OutcomeRecorded
 
 if TYPE_CHECKING:
@@ -15,17 +13,13 @@ if TYPE_CHECKING:
 class ActivateInvoiceOperator(InvoiceOperator):
     """Runs after ``load``; the invoice row it activates must be ``inactive`` (loaded, not yet active)."""
 
-    def execute(self, context: Context) -> None:
-        from include.settings import InvalidSettings, load_settings
-        from include.sql.store import InvoiceStateError
+    def execute_invoice(self, context: Context) -> None:
+        from include.settings import load_settings
 
         store = self.store()
         key = self.attempt_key(context)
         with self.failures_recorded(context, store):
-            try:
-                settings = load_settings(self.provider)
-            except InvalidSettings as err:
-                raise AirflowFailException(str(err)) from None
+            settings = load_settings(self.provider)
             invoice = store.get_invoice(self.provider, self.invoice_id)
             if invoice and not settings.currency_is_active(invoice["currency_code"]):
                 message = (
@@ -35,8 +29,5 @@ class ActivateInvoiceOperator(InvoiceOperator):
                 )
                 store.block_activation(key, message)
                 raise OutcomeRecorded(message)
-            try:
-                store.activate(key)
-            except InvoiceStateError as err:
-                raise AirflowFailException(str(err)) from None
+            store.activate(key)
         self.log.info("Invoice %s of %s is active", self.invoice_id, self.spec.display_name)

@@ -1,10 +1,12 @@
-"""What every per-invoice operator shares: the provider spec, the invoice database, the attempt key."""
+"""What every per-invoice operator shares: the provider spec, the invoice database, the attempt key,
+failure recording, and the one place our errors become ``AirflowFailException``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -26,11 +28,30 @@ class InvoiceTaskError(RuntimeError):
     """An unexpected failure, retold as one sentence of ours (the original's text cut short after a colon)."""
 
 
+def refusals() -> tuple[type[Exception], ...]:
+    """Errors that carry one sentence of ours and that no retry can fix: the task fails at once with it."""
+    from include.checksum.run import StageChanged
+    from include.checksum.tolerance import InvalidOverride
+    from include.model import InvalidProviderData, InvoiceNotFound
+    from include.providers import InvalidInvoiceId, UnknownProvider
+    from include.settings import InvalidSettings
+    from include.sql.store import InvoiceStateError
+
+    return (
+        InvalidInvoiceId,
+        InvalidOverride,
+        InvalidProviderData,
+        InvalidSettings,
+        InvoiceNotFound,
+        InvoiceStateError,
+        StageChanged,
+        UnknownProvider,
+    )
+
+
 def failure_sentence(step: str, provider: str, invoice_id: str, err: BaseException) -> str:
     """Our sentences as they are; anything else (a driver's or library's error) after one of ours, cut short."""
-    from include.model import InvalidProviderData
-
-    if isinstance(err, AirflowFailException | InvalidProviderData):
+    if isinstance(err, (AirflowFailException, *refusals())):
         return str(err)
     from include.sql.store import driver_text
 
@@ -38,8 +59,19 @@ def failure_sentence(step: str, provider: str, invoice_id: str, err: BaseExcepti
     return f"The {step} of {provider} invoice {invoice_id} failed unexpectedly: {detail}"
 
 
+@dataclass
+class Attempt:
+    """What :meth:`InvoiceOperator.failures_recorded` records a failure with; set ``header`` once it is known."""
+
+    header: InvoiceHeader | None = None
+
+
 class InvoiceOperator(BaseOperator):
-    """Base for fetch / checksum_validation / load / activate: one provider invoice per task instance."""
+    """Base for fetch / checksum_validation / load / activate / deactivate: one provider invoice per task.
+
+    Subclasses implement :meth:`execute_invoice`; :meth:`execute` turns our own errors (:func:`refusals`)
+    into ``AirflowFailException`` with their sentence, so they fail without retries.
+    """
 
     template_fields: Sequence[str] = ("provider", "invoice_id")
     ui_color = "#e8f1fb"
@@ -50,6 +82,17 @@ class InvoiceOperator(BaseOperator):
         self.provider = provider
         self.invoice_id = invoice_id
         self.invoice_db_conn_id = invoice_db_conn_id
+
+    def execute(self, context: Context) -> Any:
+        try:
+            return self.execute_invoice(context)
+        except OutcomeRecorded:
+            raise
+        except refusals() as err:
+            raise AirflowFailException(str(err)) from None
+
+    def execute_invoice(self, context: Context) -> Any:
+        raise NotImplementedError
 
     @property
     def spec(self) -> ProviderSpec:
@@ -72,24 +115,34 @@ class InvoiceOperator(BaseOperator):
         store: InvoiceStore,
         header: InvoiceHeader | None = None,
         stage_id: str | None = None,
-    ) -> Iterator[None]:
-        """Any other failure inside the block marks the attempt (and an invoice nobody loaded) ``failed``.
+        *,
+        drop_stage_on_any_failure: bool = False,
+    ) -> Iterator[Attempt]:
+        """Any failure inside the block but :class:`OutcomeRecorded` marks the attempt (and an invoice
+        nobody loaded) ``failed``, with our sentence (:func:`failure_sentence`).
 
-        The task fails with the same sentence that is recorded; an unexpected error keeps its traceback
-        at debug level only, so the task log shows our sentence rather than a driver's page of SQL. A
-        failure for good (no retry follows) drops ``stage_id``: nothing will read that stage again.
+        Our errors fail the task at once (:meth:`execute` turns them into ``AirflowFailException``); an
+        unexpected one is raised again as :class:`InvoiceTaskError` with the recorded sentence, so the task
+        log shows it rather than a driver's page of SQL (the traceback stays at debug level), and the
+        task's retries apply. A failure for good (no retry follows) drops ``stage_id``: nothing will read
+        that stage again; with ``drop_stage_on_any_failure`` (the fetch, whose retry stages anew) any
+        failure does, a killed task's too.
         """
+        attempt = Attempt(header)
         try:
-            yield
+            yield attempt
         except OutcomeRecorded:
             raise
-        except Exception as err:
+        except BaseException as err:
+            unexpected = isinstance(err, Exception) and not isinstance(err, (AirflowFailException, *refusals()))
+            if not isinstance(err, Exception) and not drop_stage_on_any_failure:
+                raise
             message = failure_sentence(self.task_id, self.provider, self.invoice_id, err)
-            store.record_failure(self.attempt_key(context), header, message, context["ti"].log_url)
             ti = context["ti"]
-            if stage_id and (isinstance(err, AirflowFailException) or ti.try_number > ti.max_tries):
-                store.drop_stage(stage_id)
-            if isinstance(err, AirflowFailException):
+            if stage_id and (drop_stage_on_any_failure or not unexpected or ti.try_number > ti.max_tries):
+                store.stage(stage_id).drop()
+            store.record_failure(self.attempt_key(context), attempt.header, message, ti.log_url)
+            if not unexpected:
                 raise
             self.log.debug("Traceback of the failure", exc_info=True)
             raise InvoiceTaskError(message) from None

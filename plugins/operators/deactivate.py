@@ -22,15 +22,10 @@ class DeactivateInvoiceOperator(InvoiceOperator):
         super().__init__(**kwargs)
         self.reason = reason
 
-    def execute(self, context: Context) -> None:
-        from include.sql.store import InvoiceStateError
-
-        reason = (self.reason or "").strip()
-        if not reason or reason == "None":
+    def execute_invoice(self, context: Context) -> None:
+        reason = str(self.reason).strip() if self.reason is not None else ""
+        if not reason:
             raise AirflowFailException("reason is required to deactivate an invoice.")
         spec = self.spec
-        try:
-            self.store().deactivate(self.attempt_key(context), reason=reason, author=triggered_by(context))
-        except InvoiceStateError as err:
-            raise AirflowFailException(str(err)) from None
+        self.store().deactivate(self.attempt_key(context), reason=reason, author=triggered_by(context))
         self.log.info("Invoice %s of %s is inactive: %s", self.invoice_id, spec.display_name, reason)

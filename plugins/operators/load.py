@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from plugins.operators.base import InvoiceOperator
 
 if TYPE_CHECKING:
@@ -23,18 +21,13 @@ class LoadInvoiceOperator(InvoiceOperator):
         super().__init__(**kwargs)
         self.checked = checked
 
-    def execute(self, context: Context) -> dict:
+    def execute_invoice(self, context: Context) -> dict:
         from include.model import InvoiceHeader
-        from include.sql.store import InvoiceStateError
 
         header = InvoiceHeader.from_xcom(self.checked["header"])
         totals = {k: Decimal(v) for k, v in self.checked["totals"].items()}
         store = self.store()
         with self.failures_recorded(context, store, header, self.checked["stage_id"]):
-            key = self.attempt_key(context)
-            try:
-                loaded = store.load_from_stage(key, header, self.checked["stage_id"], totals=totals)
-            except InvoiceStateError as err:
-                raise AirflowFailException(str(err)) from None
+            loaded = store.load_from_stage(self.attempt_key(context), header, self.checked["stage_id"], totals=totals)
         self.log.info("Loaded %d lines of invoice %s", loaded, self.invoice_id)
         return {"line_count": loaded, "totals": self.checked["totals"]}

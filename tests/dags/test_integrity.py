@@ -23,6 +23,7 @@ from include.sql.schema import (
     provider_invoice_line,
     provider_invoice_note,
 )
+from include.sql.stage import open_stages
 from include.sql.store import utcnow
 from tests.dags.helpers import run_dag, task_states
 from tests.test_integrity import HOSTILE_IDS, VICTIM
@@ -97,7 +98,7 @@ def test_no_hostile_id_from_the_trigger_form_starts_a_run(active_victim, invoice
                 run_dag(dag_id, {"provider": "microsoft", "invoice_id": invoice_id, **extra})
     assert _rows(invoice_db) == before
     assert active_victim.requests == []
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
 
 
 @pytest.mark.parametrize(
@@ -139,7 +140,7 @@ def test_a_hostile_provider_answer_changes_no_row_but_its_own_failed_attempt(
     own = invoice_db.get_invoice("microsoft", invoice_id)  # a well-formed header is kept, marked failed
     assert own is None or (own["status"], own["status_message"]) == ("failed", attempt["message"])
     assert [row for row in after["provider_invoice"] if invoice_id not in row] == before["provider_invoice"]
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
     if invoice_id == NAN_TOTAL:  # a data error, not a transient one: asked once
         assert len([r for r in active_victim.requests if r["path"].endswith(NAN_TOTAL)]) == 1
 
@@ -155,7 +156,7 @@ def test_lines_in_another_currency_than_the_header_say_so(active_victim, invoice
     )
     assert "outside the tolerance" not in attempt["message"]
     assert invoice_db.get_invoice("microsoft", VICTIM)["status"] == "active"
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
 
 
 def test_settings_are_checked_before_the_first_request_of_a_scheduled_sync(
@@ -180,13 +181,13 @@ def test_the_next_scheduled_sync_drops_what_a_killed_run_left(airflow_db, invoic
 
     killed = AttemptKey("synnex", "4999999", "provider_invoice_sync_synnex", "scheduled__killed")
     invoice_db.start_attempt(killed, triggered_by="scheduled")
-    invoice_db.start_stage(stage_id_for(*vars(killed).values()))
+    invoice_db.stage(stage_id_for(*vars(killed).values())).create()
     with invoice_db.engine.begin() as conn:
         conn.execute(update(invoice_sync_attempt).values(started_at=utcnow() - timedelta(days=2)))
 
     run_dag("provider_invoice_sync_synnex")
 
-    assert invoice_db.open_stages() == []
+    assert open_stages(invoice_db.engine) == []
     [attempt] = invoice_db.attempts("synnex", "4999999")
     assert attempt["outcome"] == "failed" and attempt["message"].startswith("The attempt was abandoned")
     with invoice_db.engine.connect() as conn:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from include.providers.microsoft.demo import MICROSOFT_DEMO
+from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from tests.dags.helpers import run_dag
 
 MANUAL = "provider_invoice_manual_sync"

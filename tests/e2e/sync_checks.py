@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 
-from include.providers.microsoft.demo import MICROSOFT_DEMO
+from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from tests.e2e.airflow_processes import AirflowApi
 
 SYNC = "provider_invoice_sync_microsoft"

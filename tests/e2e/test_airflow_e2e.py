@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from include.providers.microsoft.demo import MICROSOFT_DEMO
+from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from tests.e2e.airflow_processes import postgres_reachable
 from tests.e2e.sync_checks import CHECKSUM_ERRORS, SYNC, by_invoice, check_sync_run
 

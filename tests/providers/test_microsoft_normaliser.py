@@ -10,7 +10,9 @@ import pytest
 
 from include.model import InvalidProviderData, detail_total
 from include.providers.microsoft.demo import (
-    MICROSOFT_DEMO,
+    EXPECTED as MICROSOFT_DEMO,
+)
+from include.providers.microsoft.demo import (
     azure_line,
     microsoft_demo_invoices,
     microsoft_invoice,

@@ -10,7 +10,9 @@ import pytest
 
 from include.model import InvalidProviderData, detail_total
 from include.providers.synnex.demo import (
-    SYNNEX_DEMO,
+    EXPECTED as SYNNEX_DEMO,
+)
+from include.providers.synnex.demo import (
     SYNNEX_DEMO_HEADER_TAX,
     synnex_demo_invoices,
     synnex_invoice,

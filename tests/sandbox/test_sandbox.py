@@ -14,9 +14,9 @@ from decimal import Decimal
 import pytest
 import requests
 
+from include.providers import PROVIDERS
 from include.providers.microsoft import sandbox as sandbox_microsoft
-from include.providers.microsoft.demo import MICROSOFT_DEMO
-from include.providers.synnex.demo import SYNNEX_DEMO
+from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from include.sandbox import SandboxServer
 from include.sandbox.demo_data import write_demo_data
 from include.sandbox.server import loads
@@ -187,7 +187,7 @@ def test_the_server_stops_at_exit(demo_dir):
 
 
 def test_demo_data_is_deterministic_and_matches_its_metadata(tmp_path, demo_dir):
-    assert write_demo_data(tmp_path) == {"microsoft": MICROSOFT_DEMO, "synnex": SYNNEX_DEMO}
+    assert write_demo_data(tmp_path) == {name: spec.demo().EXPECTED for name, spec in PROVIDERS.items()}
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert written == sorted(p.relative_to(demo_dir) for p in demo_dir.rglob("*") if p.is_file())
     assert all((tmp_path / p).read_bytes() == (demo_dir / p).read_bytes() for p in written)

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 
 from include.model import InvoiceHeader, InvoiceLine
+from include.sql.stage import open_stages
 from include.sql.store import AttemptKey, InvoiceStateError
 
 PROVIDER, INVOICE = "microsoft", "G000000042"
@@ -47,26 +48,25 @@ def _totals(total=TOTAL):
 def _load(store, run_id="run-1", amounts=AMOUNTS):
     key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", run_id)
     store.start_attempt(key, triggered_by="test")
-    store.stage_lines(run_id, _lines(amounts))
+    store.stage(run_id).fill(_lines(amounts))
     store.load_from_stage(key, _header(sum(amounts)), run_id, totals=_totals(sum(amounts)))
     return key
 
 
 def test_money_round_trips_and_sums_exactly(invoice_db):
-    invoice_db.stage_lines("s1", _lines())
-    summary = invoice_db.staged_summary("s1")
+    invoice_db.stage("s1").fill(_lines())
+    summary = invoice_db.stage("s1").summary()
 
-    assert float(sum(float(a) for a in AMOUNTS)) != float(sum(AMOUNTS))  # the trap this guards against
     assert sum(summary.breakdown.values()) == sum(AMOUNTS)
     assert summary.breakdown["one_time"] == Decimal("1329.7525") * 200
     assert summary.currency_totals == {"EUR": sum(AMOUNTS)}
     with invoice_db.engine.connect() as conn:
-        query = invoice_db.staged_amounts_query("s1", header_tax_micros=19_000_000, currency_code="EUR")
+        query = invoice_db.stage("s1").amounts_query(header_tax_micros=19_000_000, currency_code="EUR")
         rows = conn.exec_driver_sql(query).all()
     assert len(rows) == len(AMOUNTS) + 1
     assert sum(micros for *_, micros in rows) == int(sum(AMOUNTS) * 10**6) + 19_000_000
     assert (0, "tax", "EUR", 19_000_000) in rows
-    invoice_db.drop_stage("s1")
+    invoice_db.stage("s1").drop()
 
 
 def test_load_is_idempotent(invoice_db):
@@ -94,7 +94,7 @@ def test_failure_mid_load_leaves_database_unchanged(invoice_db, monkeypatch):
     key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-2")
     invoice_db.start_attempt(key, triggered_by="test")
     new_amounts = [Decimal("9.99")] * 3
-    invoice_db.stage_lines("run-2", _lines(new_amounts))
+    invoice_db.stage("run-2").fill(_lines(new_amounts))
 
     def crash(*args, **kwargs):  # runs after the old lines were deleted and the new ones inserted
         raise RuntimeError("worker died mid-load")
@@ -105,15 +105,15 @@ def test_failure_mid_load_leaves_database_unchanged(invoice_db, monkeypatch):
 
     assert invoice_db.lines(PROVIDER, INVOICE) == before_lines
     assert invoice_db.get_invoice(PROVIDER, INVOICE) == before_invoice
-    assert invoice_db.staged_summary("run-2").line_count == 3  # staging kept for a retry
-    invoice_db.drop_stage("run-2")
+    assert invoice_db.stage("run-2").summary().line_count == 3  # staging kept for a retry
+    invoice_db.stage("run-2").drop()
 
 
 def test_active_invoice_is_never_overwritten(invoice_db):
     key = _load(invoice_db)
     invoice_db.activate(key)
     again = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-2")
-    invoice_db.stage_lines("run-2", _lines())
+    invoice_db.stage("run-2").fill(_lines())
     with pytest.raises(InvoiceStateError, match="is active; deactivate it"):
         invoice_db.load_from_stage(again, _header(), "run-2", totals=_totals())
     assert invoice_db.get_invoice(PROVIDER, INVOICE)["status"] == "active"
@@ -123,5 +123,5 @@ def test_amounts_finer_than_six_places_are_refused_not_rounded(invoice_db):
     from include.model import InvalidProviderData
 
     with pytest.raises(InvalidProviderData, match="more than 6 decimal places"):
-        invoice_db.stage_lines("s1", _lines([Decimal("0.1234567")]))
-    assert invoice_db.open_stages() == []  # the refused stage is dropped, not left empty
+        invoice_db.stage("s1").fill(_lines([Decimal("0.1234567")]))
+    assert open_stages(invoice_db.engine) == []  # the refused stage is dropped, not left empty

@@ -1,6 +1,7 @@
 """Microsoft demo invoices: Partner Center line items and the checksum outcome each invoice must produce.
 
-``MICROSOFT_DEMO`` maps invoice id -> :class:`~include.sandbox.demo_data.DemoExpectation`.
+``EXPECTED`` maps invoice id -> :class:`~include.sandbox.demo_data.DemoExpectation`. Sandbox data: one
+builder per Partner Center line-item shape and one function per demo invoice, hence its length.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from include.model import CENT
+from include.providers import DemoVariant
 from include.sandbox.demo_data import (
     AZURE_METERS,
-    CENT,
     CUSTOMERS,
     NCE_PRODUCTS,
     SEED,
@@ -365,12 +367,13 @@ def microsoft_demo_invoices() -> list[DemoInvoice]:
     ]
 
 
-MICROSOFT_DEMO: dict[str, DemoExpectation] = {
-    demo.invoice["id"]: demo.expectation for demo in microsoft_demo_invoices()
-}
+EXPECTED: dict[str, DemoExpectation] = {demo.invoice["id"]: demo.expectation for demo in microsoft_demo_invoices()}
 
 
-def write_microsoft_demo(data_dir: str | Path) -> dict[str, DemoExpectation]:
+VARIANTS: list[DemoVariant] = []
+
+
+def write_demo(data_dir: str | Path) -> dict[str, DemoExpectation]:
     for demo in microsoft_demo_invoices():
         write_microsoft_invoice(data_dir, demo.invoice, demo.line_sets)
-    return MICROSOFT_DEMO
+    return EXPECTED

@@ -8,6 +8,8 @@ Numbers are read as ``Decimal`` and written back verbatim. URL layout below the 
 - ``/partnercenter/v1/invoices[/<id>[/lineitems[/<provider>/<type>]]]`` (offset and continuation paging)
 - ``/graph/v1.0/reports/partners/billing/...`` (export -> operation -> manifest)
 - ``/blobs/billing/<manifest>/<blob>?<sas>`` (gzip JSON lines, SAS checked)
+
+As long as the three Microsoft APIs it stands in for need (one handler per endpoint, sandbox code).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from pathlib import Path
 
 from include.sandbox.server import Request, Response, Route, dumps, error, loads
 
-CONN_ID = "partner_center_default"
 TENANT_ID = "5a0b7c1e-0000-4000-8000-00000000cafe"
 CLIENT_ID = "sandbox-partner-center-app"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -42,8 +43,9 @@ EXPORTED_SETS = [("one_time", "billing_line_items"), ("marketplace", "billing_li
 """What the v2 billed-reconciliation export of an invoice contains."""
 
 
-def connection(base_url: str) -> tuple[str, dict]:
-    return CONN_ID, {
+def connection(base_url: str) -> dict:
+    """The connection (its id is in the provider registry) pointing at this sandbox."""
+    return {
         "conn_type": "http",
         "host": f"{base_url}/partnercenter",
         "login": CLIENT_ID,

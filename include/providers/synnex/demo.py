@@ -1,6 +1,6 @@
 """TD SYNNEX StreamOne Ion demo invoices and the checksum outcome each must produce under each tax setting.
 
-``SYNNEX_DEMO`` holds the outcomes under the default settings, ``SYNNEX_DEMO_HEADER_TAX`` those under
+``EXPECTED`` holds the outcomes under the default settings, ``SYNNEX_DEMO_HEADER_TAX`` those under
 ``SYNNEX_HEADER_TAX_SETTINGS``.
 """
 
@@ -13,10 +13,11 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+from include.model import CENT
+from include.providers import DemoVariant
 from include.providers.synnex.sandbox import ACCOUNT_ID as SYNNEX_ACCOUNT_ID
 from include.sandbox.demo_data import (
     AZURE_METERS,
-    CENT,
     CUSTOMERS,
     NCE_PRODUCTS,
     SEED,
@@ -148,7 +149,7 @@ def synnex_demo_invoices() -> list[SynnexDemo]:
     return demos
 
 
-SYNNEX_DEMO: dict[str, DemoExpectation] = {
+EXPECTED: dict[str, DemoExpectation] = {
     str(demo.invoice["id"]): demo.expectation(ProviderSettings().tax) for demo in synnex_demo_invoices()
 }
 SYNNEX_DEMO_HEADER_TAX: dict[str, DemoExpectation] = {
@@ -157,7 +158,10 @@ SYNNEX_DEMO_HEADER_TAX: dict[str, DemoExpectation] = {
 }
 
 
-def write_synnex_demo(data_dir: str | Path) -> dict[str, DemoExpectation]:
+VARIANTS = [DemoVariant("tax setting", SYNNEX_HEADER_TAX_SETTINGS, SYNNEX_DEMO_HEADER_TAX)]
+
+
+def write_demo(data_dir: str | Path) -> dict[str, DemoExpectation]:
     for demo in synnex_demo_invoices():
         write_synnex_invoice(data_dir, demo.invoice, demo.lines)
-    return SYNNEX_DEMO
+    return EXPECTED

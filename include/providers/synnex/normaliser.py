@@ -1,6 +1,6 @@
 """TD SYNNEX StreamOne Ion (v1) invoices and invoice lines -> the canonical model.
 
-Ion's invoice JSON is not public (see shared/reference/provider-apis.md, section 2), so the field
+Ion's invoice JSON is not public (TD SYNNEX documents the endpoints, not the payloads), so the field
 names below are our best reading of the SDK, the filter/sort keys and the report columns. They are
 all in the tables at the top of this module, so correcting them against a real account touches
 nothing else:

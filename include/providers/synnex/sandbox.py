@@ -21,7 +21,6 @@ from pathlib import Path
 
 from include.sandbox.server import Request, Response, Route, error, loads
 
-CONN_ID = "streamone_ion_default"
 API_KEY = "sandbox-ion-api-key"
 API_SECRET = "sandbox-ion-api-secret"
 ACCOUNT_ID = "sandbox-account"
@@ -39,8 +38,9 @@ FILTER = re.compile(r"filter\[(?P<field>\w+)(?::(?P<modifier>\w+))?\]")
 SORT = re.compile(r"sort\[(?P<field>\w+)\]")
 
 
-def connection(base_url: str) -> tuple[str, dict]:
-    return CONN_ID, {
+def connection(base_url: str) -> dict:
+    """The connection (its id is in the provider registry) pointing at this sandbox."""
+    return {
         "conn_type": "http",
         "host": f"{base_url}/ion",
         "login": API_KEY,

@@ -1,0 +1,217 @@
+"""A stage: the UNLOGGED table one fetch stages an invoice's lines in, and every bulk read and write of it.
+
+The fetch fills a stage (PostgreSQL ``COPY``, SQLite ``executemany``), the checksum reads its totals and
+has GX query its exact micros where they are, and the load or a failed checksum drops it
+(:mod:`include.sql.store` does both inside its own transactions). Nothing here knows about an
+invoice's lifecycle.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, String, Table, case, cast, func, inspect, literal, select, type_coerce
+from sqlalchemy.engine import Connection, Engine
+
+from include.model import MICROS_PER_UNIT, InvalidProviderData, InvoiceLine, from_micros, parse_money, to_micros
+from include.sql.schema import LINE_COLUMNS, LINE_TEXT_LIMITS, STAGE_TABLE_PREFIX, line_stage_table
+
+
+@dataclass(frozen=True)
+class StagedSummary:
+    """Exact aggregates of one staged invoice, computed in SQL."""
+
+    line_count: int
+    breakdown: dict[str, Decimal]
+    line_counts: dict[str, int]
+    currency_totals: dict[str, Decimal]
+    usage_last_charge_end: date | None
+
+
+def exact_micros(column, engine: Engine):
+    """The Money ``column`` as exact integer micros, in SQL, on either dialect."""
+    if engine.dialect.name == "sqlite":
+        return type_coerce(column, BigInteger)
+    return cast(column * MICROS_PER_UNIT, BigInteger)
+
+
+def open_stages(engine: Engine) -> list[str]:
+    """Stage tables that exist now: fetches waiting for their checksum or load, and orphans of runs that
+    are over (see :meth:`include.sql.store.InvoiceStore.orphan_stages`)."""
+    return sorted(name for name in inspect(engine).get_table_names() if name.startswith(STAGE_TABLE_PREFIX))
+
+
+class LineStage:
+    """The stage table of ``stage_id`` (one per fetch of one invoice in one run)."""
+
+    def __init__(self, engine: Engine, stage_id: str):
+        self.engine = engine
+        self.stage_id = stage_id
+        self.table: Table = line_stage_table(stage_id, unlogged=engine.dialect.name == "postgresql")
+
+    def fill(self, lines: Iterable[InvoiceLine]) -> int:
+        """Stage ``lines`` (streamed, one transaction) in a new stage, replacing a retried fetch's one;
+        a fill that fails (or is killed) leaves no stage behind."""
+        self.create()
+        try:
+            return self.append(lines)
+        except BaseException:
+            self.drop()
+            raise
+
+    def create(self) -> None:
+        """An empty stage table; the table of an earlier try is dropped first."""
+        table = self.table
+        with self.engine.begin() as conn:
+            table.drop(conn, checkfirst=True)
+            table.create(conn)
+
+    def append(self, lines: Iterable[InvoiceLine]) -> int:
+        """Bulk-load ``lines`` into the stage in one transaction, streaming from the iterator.
+
+        PostgreSQL gets ``COPY ... FROM STDIN`` (psycopg's copy on the connection SQLAlchemy holds, so
+        it shares the transaction); SQLite one ``executemany`` fed by a generator. Both bypass the
+        per-row bind processing of SQLAlchemy, so the money conversion of :class:`Money` is done here:
+        the Decimal as is for NUMERIC, exact micros (refusing finer amounts) for SQLite.
+        """
+        table = self.table
+        columns = ", ".join(LINE_COLUMNS)
+        count = 0
+        with self.engine.begin() as conn:
+            dbapi = conn.connection.dbapi_connection
+            if conn.dialect.name == "postgresql":
+                with dbapi.cursor() as cursor:
+                    with cursor.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+                        for line in lines:
+                            copy.write_row(_line_values(line))
+                            count += 1
+            else:
+                counter = itertools.count(1)
+                rows = (_sqlite_line_values(line) for line in lines if next(counter))
+                marks = ", ".join("?" * len(LINE_COLUMNS))
+                cursor = dbapi.cursor()
+                try:
+                    cursor.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
+                finally:
+                    cursor.close()
+                count = next(counter) - 1
+        return count
+
+    def drop(self, conn: Connection | None = None) -> None:
+        """Drop the stage, in ``conn``'s transaction when given (the load's, a failed checksum's)."""
+        if conn is not None:
+            self.table.drop(conn, checkfirst=True)
+            return
+        with self.engine.begin() as own:
+            self.table.drop(own, checkfirst=True)
+
+    def check_text(self, invoice_id: str) -> None:
+        """Refuse, with one sentence, a staged line whose text is longer than its column holds.
+
+        One pass over the stage in SQL (``length`` counts characters on both databases); the stage's
+        text columns are unbounded, so both databases reach this check with the same data.
+        """
+        t = self.table
+        longest = [func.max(func.length(t.c[column])) for column in LINE_TEXT_LIMITS]
+        with self.engine.connect() as conn:
+            lengths = conn.execute(select(*longest)).one()
+            for (column, limit), length in zip(LINE_TEXT_LIMITS.items(), lengths, strict=True):
+                if length is not None and length > limit:
+                    line_no = conn.execute(
+                        select(func.min(t.c.line_no)).where(func.length(t.c[column]) > limit)
+                    ).scalar()
+                    raise InvalidProviderData(
+                        f"Line {line_no} of invoice {invoice_id} has a {column} of {length} characters; "
+                        f"the database holds at most {limit}."
+                    )
+
+    def summary(self) -> StagedSummary:
+        """Counts and exact micros sums per category and per currency, and the last usage charge end.
+
+        One scan of the staged lines grouped by (category, currency); the totals per category and per
+        currency are then added up from those groups as integers, so they are exactly what a query
+        grouped by either column alone returns.
+        """
+        t = self.table
+        micros = exact_micros(t.c.amount, self.engine)
+        usage_end = func.max(case((t.c.category == "usage", t.c.charge_end_date)))
+        with self.engine.connect() as conn:
+            groups = conn.execute(
+                select(t.c.category, t.c.currency_code, func.count(), func.sum(micros), usage_end).group_by(
+                    t.c.category, t.c.currency_code
+                )
+            ).all()
+        by_category: dict[str, list[int]] = {}
+        by_currency: dict[str, int] = {}
+        usage_ends = []
+        for category, currency, count, total, last_usage in groups:
+            counted = by_category.setdefault(category, [0, 0])
+            counted[0] += count
+            counted[1] += int(total)
+            by_currency[currency] = by_currency.get(currency, 0) + int(total)
+            if last_usage is not None:
+                usage_ends.append(last_usage if not isinstance(last_usage, str) else date.fromisoformat(last_usage))
+        return StagedSummary(
+            line_count=sum(count for count, _ in by_category.values()),
+            breakdown={cat: from_micros(total) for cat, (_, total) in by_category.items()},
+            line_counts={cat: count for cat, (count, _) in by_category.items()},
+            currency_totals={cur: from_micros(total) for cur, total in by_currency.items()},
+            usage_last_charge_end=max(usage_ends, default=None),
+        )
+
+    def amounts_query(self, *, header_tax_micros: int = 0, currency_code: str = "") -> str:
+        """SQL of the staged lines as ``line_no, category, currency_code, amount_micros`` (for the GX suite).
+
+        The micros are computed by the database from the exact stored amounts. ``header_tax_micros``
+        (not 0) adds header-only tax as one more row, line 0 of category ``tax``, as the provider's tax
+        setting asks. Literal values are rendered by SQLAlchemy for this database's dialect.
+        """
+        t = self.table
+        micros = exact_micros(t.c.amount, self.engine).label("amount_micros")
+        query = select(t.c.line_no, t.c.category, t.c.currency_code, micros)
+        if header_tax_micros:
+            tax = select(
+                literal(0, BigInteger).label("line_no"),
+                literal("tax", String).label("category"),
+                literal(currency_code, String).label("currency_code"),
+                literal(header_tax_micros, BigInteger).label("amount_micros"),
+            )
+            query = query.union_all(tax)
+        return str(query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+
+
+_STORED = len(LINE_COLUMNS)
+if InvoiceLine._fields[:_STORED] != LINE_COLUMNS:
+    raise RuntimeError("InvoiceLine must start with the LINE_COLUMNS, in their order")
+_AMOUNT = LINE_COLUMNS.index("amount")
+_DATES = tuple(i for i, col in enumerate(LINE_COLUMNS) if col in ("charge_start_date", "charge_end_date"))
+
+
+def _line_values(line: InvoiceLine) -> tuple:
+    """The line's ``LINE_COLUMNS`` in order, as the driver takes them (NUMERIC gets the Decimal)."""
+    values = line[:_STORED]
+    amount = values[_AMOUNT]
+    if amount is None:
+        return values
+    if not isinstance(amount, Decimal):
+        values = list(values)
+        values[_AMOUNT] = amount = parse_money(amount)  # what Money does with a non-Decimal: exact or refused
+        values = tuple(values)
+    to_micros(amount)  # refuses more than MONEY_SCALE places, where NUMERIC(24, 6) would silently round
+    return values
+
+
+def _sqlite_line_values(line: InvoiceLine) -> tuple:
+    """Like :func:`_line_values`, with what :class:`Money` and ``Date`` store on SQLite (micros, ISO text)."""
+    values = list(line[:_STORED])
+    amount = values[_AMOUNT]
+    if amount is not None:
+        values[_AMOUNT] = to_micros(amount if isinstance(amount, Decimal) else parse_money(amount))
+    for index in _DATES:
+        if values[index] is not None:
+            values[index] = values[index].isoformat()
+    return tuple(values)
