@@ -121,14 +121,20 @@ def validate_lines(
             result_format="SUMMARY",
         )
     )
-    result = checkpoint.run(
-        expectation_parameters={
-            "header_total_micros": header_total_micros,
-            "tolerance_micros": tolerance_micros,
-            "invoice_currencies": invoice_currencies,
-        },
-        run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
-    )
+    try:
+        result = checkpoint.run(
+            expectation_parameters={
+                "header_total_micros": header_total_micros,
+                "tolerance_micros": tolerance_micros,
+                "invoice_currencies": invoice_currencies,
+            },
+            run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
+        )
+    finally:
+        # The datasource's engines are this validation's alone: close their pooled connections now, or
+        # a long-lived process (a test session, a worker) keeps them open for every validation it ran.
+        datasource.get_execution_engine().close()
+        datasource.get_engine().dispose()
     identifier, validation = next(iter(result.run_results.items()))
     failed = tuple(r.expectation_config.type for r in validation.results if not r.success)
     sum_results = [r for r in validation.results if r.expectation_config.type == "expect_column_sum_to_be_between"]

@@ -102,3 +102,18 @@ def test_each_validation_keeps_its_data_docs_page(invoice_db, tmp_path):
 
     assert len(set(pages)) == 3
     assert all(page.is_file() for page in pages)  # earlier pages survive later site builds
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_validations_leave_no_connection_open(invoice_db, tmp_path):
+    def connections() -> int:
+        with invoice_db.engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).scalar()
+
+    lines = _staged(invoice_db)
+    before = connections()
+    for _ in range(3):
+        _validate(lines, HEADER_TOTAL, Decimal(0), tmp_path)
+    assert connections() == before
