@@ -106,14 +106,14 @@ def invoice_db(request, tmp_path, monkeypatch):
         request.getfixturevalue("postgres_available")
     monkeypatch.setenv("AIRFLOW_CONN_INVOICE_DB", json.dumps(_connection_json(request.param, tmp_path)))
     from include.sql.schema import create_schema, metadata
-    from include.sql.stage import open_stages
+    from include.sql.stage import drop_stage_table, open_stages
     from plugins.hooks.invoice_db import InvoiceDbHook
 
     store = InvoiceDbHook().get_store()
     metadata.drop_all(store.engine)
     with store.engine.begin() as conn:  # and the stages earlier tests left open
         for name in open_stages(store.engine):
-            conn.exec_driver_sql(f"DROP TABLE {name}")
+            drop_stage_table(conn, name)
     create_schema(store.engine)
     yield store
     left = open_stages(store.engine)

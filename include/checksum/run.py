@@ -55,18 +55,15 @@ def run_checksum(
     """Validate the staged lines of ``header`` with the provider's suite; nothing is written here."""
     header_tax = header.header_tax if settings.tax == "header" and header.header_tax else None
     stage = store.stage(stage_id)
-    lines = StagedLines(
-        url=store.engine.url.render_as_string(hide_password=False),
-        query=stage.amounts_query(
-            header_tax_micros=to_micros(header_tax) if header_tax else 0,
-            currency_code=header.currency_code,
-        ),
+    amounts = stage.amounts_view(
+        header_tax_micros=to_micros(header_tax) if header_tax else 0, currency_code=header.currency_code
     )
-    with ThreadPoolExecutor(1) as pool:  # the database computes the totals while GX sets up and queries
+    # The database computes the totals while GX sets up and queries.
+    with amounts as view, ThreadPoolExecutor(1) as pool:
         summary_read = pool.submit(stage.summary)
         outcome = validate_lines(
             spec.suite_file,
-            lines,
+            StagedLines(url=store.engine.url.render_as_string(hide_password=False), table=view),
             header_total_micros=to_micros(header.header_total),
             tolerance_micros=to_micros(tolerance),
             invoice_currencies=[header.currency_code],

@@ -1,6 +1,6 @@
 """Run a provider's GX expectation suite on staged lines, in the database, with run-time parameters.
 
-GX reads the lines through its SQL datasource (a query asset on the stage table), so every metric is
+GX reads the lines through its SQL datasource (a table asset on a view of the stage), so every metric is
 a query the database answers: the sum of the amounts, the null and set checks, the duplicate line
 numbers. Nothing is read back into Python, however many lines the invoice has.
 
@@ -47,11 +47,12 @@ class KeepPagesSiteIndexBuilder(DefaultSiteIndexBuilder):
 
 @dataclass(frozen=True)
 class StagedLines:
-    """Where GX reads the lines: a database and a query of ``line_no, category, currency_code, amount_micros``."""
+    """Where GX reads the lines: a database, and a table or view of ``line_no, category, currency_code,
+    amount_micros`` in it."""
 
     url: str
     """The SQLAlchemy URL, password included (it goes to GX's datasource only, never into a log)."""
-    query: str
+    table: str
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def validate_lines(
     run_name: str,
     docs_dir: Path | None = None,
 ) -> SuiteOutcome:
-    """Validate the lines the query of ``lines`` returns, where they are."""
+    """Validate the lines of ``lines.table``, where they are."""
     if abs(header_total_micros) + tolerance_micros >= _EXACT_LIMIT:
         raise ValueError("The header total is too large for an exact checksum bound (over 9 billion units).")
     docs_dir = docs_dir or data_docs_root()
@@ -107,7 +108,7 @@ def validate_lines(
     )
     # create_temp_table=False: GX would otherwise copy the query's rows into a temporary table first.
     datasource = add_datasource("staged_lines", connection_string=lines.url, create_temp_table=False)
-    asset = datasource.add_query_asset("lines", query=lines.query)
+    asset = datasource.add_table_asset("lines", table_name=lines.table)
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(
             name=validation_name, data=asset.add_batch_definition_whole_table("invoice"), suite=suite

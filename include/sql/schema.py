@@ -221,3 +221,11 @@ def line_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
         for col, type_, nullable in _line_columns
     )
     return Table(name, MetaData(), *columns, prefixes=["UNLOGGED"] if unlogged else [])
+
+
+STAGE_AMOUNTS_PREFIX = "invoice_line_amounts_"
+
+
+def amounts_view_of(stage_table_name: str) -> str:
+    """The name of the checksum's view of the stage table ``stage_table_name``."""
+    return STAGE_AMOUNTS_PREFIX + stage_table_name.removeprefix(STAGE_TABLE_PREFIX)

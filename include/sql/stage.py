@@ -9,7 +9,8 @@ invoice's lifecycle.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -18,7 +19,7 @@ from sqlalchemy import BigInteger, String, Table, case, cast, func, inspect, lit
 from sqlalchemy.engine import Connection, Engine
 
 from include.model import MICROS_PER_UNIT, InvalidProviderData, InvoiceLine, from_micros, parse_money, to_micros
-from include.sql.schema import LINE_COLUMNS, LINE_TEXT_LIMITS, STAGE_TABLE_PREFIX, line_stage_table
+from include.sql.schema import LINE_COLUMNS, LINE_TEXT_LIMITS, STAGE_TABLE_PREFIX, amounts_view_of, line_stage_table
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,12 @@ def open_stages(engine: Engine) -> list[str]:
     """Stage tables that exist now: fetches waiting for their checksum or load, and orphans of runs that
     are over (see :meth:`include.sql.store.InvoiceStore.orphan_stages`)."""
     return sorted(name for name in inspect(engine).get_table_names() if name.startswith(STAGE_TABLE_PREFIX))
+
+
+def drop_stage_table(conn: Connection, name: str) -> None:
+    """Drop the stage table ``name`` and the checksum's view of it (left only if its task was killed)."""
+    conn.exec_driver_sql(f"DROP VIEW IF EXISTS {amounts_view_of(name)}")
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
 
 class LineStage:
@@ -102,12 +109,13 @@ class LineStage:
         return count
 
     def drop(self, conn: Connection | None = None) -> None:
-        """Drop the stage, in ``conn``'s transaction when given (the load's, a failed checksum's)."""
+        """Drop the stage (and a left view of it), in ``conn``'s transaction when given (the load's, a
+        failed checksum's)."""
         if conn is not None:
-            self.table.drop(conn, checkfirst=True)
+            drop_stage_table(conn, self.table.name)
             return
         with self.engine.begin() as own:
-            self.table.drop(own, checkfirst=True)
+            drop_stage_table(own, self.table.name)
 
     def check_text(self, invoice_id: str) -> None:
         """Refuse, with one sentence, a staged line whose text is longer than its column holds.
@@ -163,12 +171,16 @@ class LineStage:
             usage_last_charge_end=max(usage_ends, default=None),
         )
 
-    def amounts_query(self, *, header_tax_micros: int = 0, currency_code: str = "") -> str:
-        """SQL of the staged lines as ``line_no, category, currency_code, amount_micros`` (for the GX suite).
+    @contextmanager
+    def amounts_view(self, *, header_tax_micros: int = 0, currency_code: str = "") -> Iterator[str]:
+        """The name of a view of the staged lines as ``line_no, category, currency_code, amount_micros``,
+        for as long as the ``with`` block runs (the GX suite reads it).
 
         The micros are computed by the database from the exact stored amounts. ``header_tax_micros``
         (not 0) adds header-only tax as one more row, line 0 of category ``tax``, as the provider's tax
-        setting asks. Literal values are rendered by SQLAlchemy for this database's dialect.
+        setting asks. A view rather than a query: GX runs a custom query once in full just to learn
+        its column names (and psycopg would hold every row of it: 630 MiB at 3M lines), while a view's
+        columns are read from the catalogue. A view left by a killed task goes with its stage.
         """
         t = self.table
         micros = exact_micros(t.c.amount, self.engine).label("amount_micros")
@@ -181,7 +193,16 @@ class LineStage:
                 literal(header_tax_micros, BigInteger).label("amount_micros"),
             )
             query = query.union_all(tax)
-        return str(query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True}))
+        compiled = query.compile(dialect=self.engine.dialect, compile_kwargs={"literal_binds": True})
+        name = amounts_view_of(t.name)
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
+            conn.exec_driver_sql(f"CREATE VIEW {name} AS {compiled}")
+        try:
+            yield name
+        finally:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name}")
 
 
 _STORED = len(LINE_COLUMNS)

@@ -39,7 +39,7 @@ from include.sql.schema import (
     provider_invoice_note,
     stage_id_for,
 )
-from include.sql.stage import LineStage, open_stages
+from include.sql.stage import LineStage, drop_stage_table, open_stages
 
 MESSAGE_LIMIT = 2000
 """Characters of a failure message kept on the attempt and the invoice: enough for our sentence and the
@@ -323,7 +323,7 @@ class InvoiceStore:
         t = invoice_sync_attempt
         with self.engine.begin() as conn:
             for name in orphans:
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+                drop_stage_table(conn, name)
             conn.execute(
                 update(t)
                 .where(t.c.outcome.in_(LIVE_OUTCOMES), t.c.started_at < now - ABANDONED_AFTER)

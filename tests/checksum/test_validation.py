@@ -5,14 +5,17 @@ Every case runs on SQLite and PostgreSQL, on lines staged as the fetch stages th
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 
 from include.checksum.validation import StagedLines, validate_lines
 from include.model import InvoiceLine, to_micros
-from include.sql.stage import open_stages
+from include.sql.stage import drop_stage_table, open_stages
 
 # Ten 0.1s, and cents that binary floats cannot hold: summed as floats they miss the header.
 AMOUNTS = [Decimal("0.1")] * 10 + [Decimal("1329.7525"), Decimal("-0.07"), Decimal("0.01")] * 300
@@ -29,17 +32,17 @@ def _stages_dropped(request):
     yield
     with store.engine.begin() as conn:
         for name in open_stages(store.engine):
-            conn.exec_driver_sql(f"DROP TABLE {name}")
+            drop_stage_table(conn, name)
 
 
-def _staged(store, lines=None, stage_id: str = "s1", **query) -> StagedLines:
+@contextmanager
+def _staged(store, lines=None, stage_id: str = "s1", **view) -> Iterator[StagedLines]:
     """``lines`` (default: one usage line in EUR per amount) in a stage, as the checksum task reads them."""
     if lines is None:
         lines = [InvoiceLine(i, "usage", a, "EUR") for i, a in enumerate(AMOUNTS, start=1)]
     store.stage(stage_id).fill(lines)
-    return StagedLines(
-        store.engine.url.render_as_string(hide_password=False), store.stage(stage_id).amounts_query(**query)
-    )
+    with store.stage(stage_id).amounts_view(**view) as name:
+        yield StagedLines(store.engine.url.render_as_string(hide_password=False), name)
 
 
 def _validate(lines: StagedLines, header_total, tolerance, tmp_path: Path):
@@ -56,7 +59,8 @@ def _validate(lines: StagedLines, header_total, tolerance, tmp_path: Path):
 
 
 def test_exact_sum_passes_at_tolerance_zero(invoice_db, tmp_path):
-    outcome = _validate(_staged(invoice_db), HEADER_TOTAL, Decimal(0), tmp_path)
+    with _staged(invoice_db) as lines:
+        outcome = _validate(lines, HEADER_TOTAL, Decimal(0), tmp_path)
 
     assert outcome.success, outcome.failed_expectations
     assert outcome.observed_sum_micros == to_micros(HEADER_TOTAL)
@@ -65,7 +69,8 @@ def test_exact_sum_passes_at_tolerance_zero(invoice_db, tmp_path):
 
 
 def test_one_micro_off_fails_at_tolerance_zero(invoice_db, tmp_path):
-    outcome = _validate(_staged(invoice_db), HEADER_TOTAL + Decimal("0.000001"), Decimal(0), tmp_path)
+    with _staged(invoice_db) as lines:
+        outcome = _validate(lines, HEADER_TOTAL + Decimal("0.000001"), Decimal(0), tmp_path)
 
     assert not outcome.success
     assert outcome.failed_expectations == ("expect_column_sum_to_be_between",)
@@ -73,12 +78,13 @@ def test_one_micro_off_fails_at_tolerance_zero(invoice_db, tmp_path):
 
 @pytest.mark.parametrize("tolerance, passes", [(Decimal("0.99"), False), (Decimal("1"), True)])
 def test_tolerance_is_inclusive(invoice_db, tmp_path, tolerance, passes):
-    assert _validate(_staged(invoice_db), HEADER_TOTAL + 1, tolerance, tmp_path).success is passes
+    with _staged(invoice_db) as lines:
+        assert _validate(lines, HEADER_TOTAL + 1, tolerance, tmp_path).success is passes
 
 
 def test_header_tax_counts_as_one_more_line(invoice_db, tmp_path):
-    lines = _staged(invoice_db, header_tax_micros=to_micros(Decimal("19.07")), currency_code="EUR")
-    outcome = _validate(lines, HEADER_TOTAL + Decimal("19.07"), Decimal(0), tmp_path)
+    with _staged(invoice_db, header_tax_micros=to_micros(Decimal("19.07")), currency_code="EUR") as lines:
+        outcome = _validate(lines, HEADER_TOTAL + Decimal("19.07"), Decimal(0), tmp_path)
 
     assert outcome.success, outcome.failed_expectations
     assert outcome.observed_sum_micros == to_micros(HEADER_TOTAL + Decimal("19.07"))
@@ -88,7 +94,8 @@ def test_foreign_currency_and_duplicate_lines_fail_the_suite(invoice_db, tmp_pat
     lines = [InvoiceLine(i, "usage", a, "EUR") for i, a in enumerate(AMOUNTS, start=1)]
     lines[3] = lines[3]._replace(currency_code="USD")
     lines[5] = lines[5]._replace(line_no=1)
-    outcome = _validate(_staged(invoice_db, lines), HEADER_TOTAL, Decimal(1), tmp_path)
+    with _staged(invoice_db, lines) as staged:
+        outcome = _validate(staged, HEADER_TOTAL, Decimal(1), tmp_path)
 
     assert set(outcome.failed_expectations) == {
         "expect_column_values_to_be_in_set",
@@ -97,8 +104,8 @@ def test_foreign_currency_and_duplicate_lines_fail_the_suite(invoice_db, tmp_pat
 
 
 def test_each_validation_keeps_its_data_docs_page(invoice_db, tmp_path):
-    lines = _staged(invoice_db)
-    pages = [Path(_validate(lines, HEADER_TOTAL, Decimal(0), tmp_path).data_docs_page[7:]) for _ in range(3)]
+    with _staged(invoice_db) as lines:
+        pages = [Path(_validate(lines, HEADER_TOTAL, Decimal(0), tmp_path).data_docs_page[7:]) for _ in range(3)]
 
     assert len(set(pages)) == 3
     assert all(page.is_file() for page in pages)  # earlier pages survive later site builds
@@ -112,8 +119,27 @@ def test_validations_leave_no_connection_open(invoice_db, tmp_path):
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
             ).scalar()
 
-    lines = _staged(invoice_db)
-    before = connections()
-    for _ in range(3):
-        _validate(lines, HEADER_TOTAL, Decimal(0), tmp_path)
-    assert connections() == before
+    with _staged(invoice_db) as lines:
+        before = connections()
+        for _ in range(3):
+            _validate(lines, HEADER_TOTAL, Decimal(0), tmp_path)
+        assert connections() == before
+
+
+def test_the_view_goes_with_the_block_and_a_left_one_with_the_stage(invoice_db):
+    with _staged(invoice_db) as lines:
+        assert lines.table in inspect(invoice_db.engine).get_view_names()
+    assert lines.table not in inspect(invoice_db.engine).get_view_names()
+
+    view = invoice_db.stage("s1").amounts_view()
+    view.__enter__()  # a task killed inside the block leaves the view: dropping the stage takes it along
+    invoice_db.stage("s1").drop()
+    assert inspect(invoice_db.engine).get_view_names() == [] and open_stages(invoice_db.engine) == []
+
+
+def test_the_orphan_sweep_takes_a_left_view_along(invoice_db):
+    invoice_db.stage("s1").fill([InvoiceLine(1, "usage", Decimal("1.5"), "EUR")])
+    invoice_db.stage("s1").amounts_view().__enter__()  # the checksum task was killed inside its block
+
+    assert invoice_db.drop_orphan_stages() == [invoice_db.stage("s1").table.name]
+    assert inspect(invoice_db.engine).get_view_names() == [] and open_stages(invoice_db.engine) == []

@@ -60,9 +60,9 @@ def test_money_round_trips_and_sums_exactly(invoice_db):
     assert sum(summary.breakdown.values()) == sum(AMOUNTS)
     assert summary.breakdown["one_time"] == Decimal("1329.7525") * 200
     assert summary.currency_totals == {"EUR": sum(AMOUNTS)}
-    with invoice_db.engine.connect() as conn:
-        query = invoice_db.stage("s1").amounts_query(header_tax_micros=19_000_000, currency_code="EUR")
-        rows = conn.exec_driver_sql(query).all()
+    with invoice_db.stage("s1").amounts_view(header_tax_micros=19_000_000, currency_code="EUR") as view:
+        with invoice_db.engine.connect() as conn:
+            rows = conn.exec_driver_sql(f"SELECT * FROM {view}").all()
     assert len(rows) == len(AMOUNTS) + 1
     assert sum(micros for *_, micros in rows) == int(sum(AMOUNTS) * 10**6) + 19_000_000
     assert (0, "tax", "EUR", 19_000_000) in rows
