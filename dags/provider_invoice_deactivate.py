@@ -4,6 +4,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
+from include.dag_docs import DEACTIVATE_DOC
 from include.params import invoice_id_param, provider_param, required_text_param, text_template
 from plugins.operators.deactivate import DeactivateInvoiceOperator
 
@@ -14,7 +15,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["invoices", "manual"],
-    doc_md=__doc__,
+    doc_md=DEACTIVATE_DOC,
     render_template_as_native_obj=True,  # see include.params.text_template
     params={
         "provider": provider_param(),

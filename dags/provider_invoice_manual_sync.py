@@ -9,6 +9,7 @@ from datetime import datetime
 from airflow.sdk import DAG, Param
 
 from include.dag_builder import DEFAULT_ARGS, invoice_pipeline
+from include.dag_docs import MANUAL_SYNC_DOC
 from include.params import invoice_id_param, provider_param, text_template
 
 with DAG(
@@ -19,7 +20,7 @@ with DAG(
     catchup=False,
     default_args={**DEFAULT_ARGS, "retries": 0},
     tags=["invoices", "manual"],
-    doc_md=__doc__,
+    doc_md=MANUAL_SYNC_DOC,
     render_template_as_native_obj=True,  # an empty override is None, a number a number
     params={
         "provider": provider_param(),

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, task_group
 
+from include.dag_docs import SYNC_DOC
 from include.providers import get_provider
 from plugins.notifiers.checksum_alert import ChecksumAlertNotifier
 from plugins.operators.activate import ActivateInvoiceOperator
@@ -62,7 +63,7 @@ def build_sync_dag(provider: str) -> DAG:
         max_active_runs=1,
         default_args=DEFAULT_ARGS,
         tags=["invoices", provider],
-        doc_md=__doc__,
+        doc_md=SYNC_DOC.format(display_name=spec.display_name),
     ) as dag:
         invoice_ids = ListInvoicesOperator(task_id="list_invoices", provider=provider)
 

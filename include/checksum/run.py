@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from include.checksum.data_docs import data_docs_url
 from include.checksum.diagnostics import DiagnosisInput, SiblingInvoice, diagnose, render_report, report_json
 from include.checksum.validation import StagedLines, validate_lines
 from include.model import from_micros, to_micros
@@ -103,14 +104,16 @@ def run_checksum(
         unreported_categories=spec.unreported_categories,
     )
     hints = diagnose(diagnosis)
-    diagnostics = report_json(diagnosis, hints)
+    docs_url = data_docs_url(outcome.data_docs_page)  # over HTTP from [api] base_url, not a file:// path
+    diagnostics = {**report_json(diagnosis, hints), "data_docs": docs_url}
     if outcome.success:
-        return ChecksumResult(True, totals, diagnostics, outcome.data_docs_page)
+        return ChecksumResult(True, totals, diagnostics, docs_url)
 
     label = f"{spec.display_name} invoice {header.invoice_id}"
     message = _failure_message(label, header, totals, summary.currency_totals, outcome, hints)
-    report = render_report(diagnosis, hints, invoice_label=label, data_docs=outcome.data_docs_page)
-    return ChecksumResult(False, totals, diagnostics, outcome.data_docs_page, message, report)
+    # the headline names the provider itself: the label is the invoice id alone
+    report = render_report(diagnosis, hints, invoice_label=header.invoice_id, data_docs=docs_url)
+    return ChecksumResult(False, totals, diagnostics, docs_url, message, report)
 
 
 def _failure_message(label: str, header, totals: dict, currency_totals: dict, outcome, hints) -> str:

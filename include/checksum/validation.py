@@ -22,6 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+logging.getLogger("great_expectations").setLevel(logging.ERROR)
+"""Set before GX is imported: its import logs hundreds of INFO lines, a run logs every parsed suite
+parameter, and an index rebuild warns "Validation result not found" for every other invoice's page.
+The on-call report must be the first thing of the failed task's log."""
 
 import great_expectations as gx  # noqa: E402  (only task code imports this module)
 from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
@@ -29,8 +33,8 @@ from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder  # noqa: E402
 
-logging.getLogger("great_expectations").setLevel(logging.WARNING)
-"""GX logs every parsed suite parameter at INFO; the on-call report must stay at the top of the task log."""
+from include.checksum.data_docs import AmountRow, data_docs_root, rewrite_page  # noqa: E402
+from include.model import from_micros  # noqa: E402
 
 SUITES_DIR = Path(__file__).parent / "suites"
 DATA_DOCS_SITE = "invoice_checksums"
@@ -67,14 +71,6 @@ class SuiteOutcome:
 def load_suite_definition(suite_file: str) -> dict:
     """The reviewable suite file, as a dict GX can build an ExpectationSuite from."""
     return json.loads((SUITES_DIR / suite_file).read_text())
-
-
-def data_docs_root() -> Path:
-    """Where Data Docs pages are written: ``$INVOICE_DATA_DOCS_DIR`` or ``$AIRFLOW_HOME/data_docs``."""
-    configured = os.environ.get("INVOICE_DATA_DOCS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow")) / "data_docs"
 
 
 def validate_lines(
@@ -141,9 +137,39 @@ def validate_lines(
     sum_results = [r for r in validation.results if r.expectation_config.type == "expect_column_sum_to_be_between"]
     observed = sum_results[0].result.get("observed_value") if sum_results else None
     urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DATA_DOCS_SITE)
+    page = urls[0]["site_url"] if urls else None
+    observed_micros = int(observed or 0) if abs(observed or 0) < _EXACT_LIMIT else None
+    rewrite_page(
+        page,
+        f"Checksum {validation_name}: {'passed' if validation.success else 'FAILED'}",
+        invoice_currencies[0] if invoice_currencies else "",
+        _amount_rows(header_total_micros, observed_micros, tolerance_micros),
+    )
     return SuiteOutcome(
         success=bool(validation.success),
-        observed_sum_micros=int(observed or 0) if abs(observed or 0) < _EXACT_LIMIT else None,
+        observed_sum_micros=observed_micros,
         failed_expectations=failed,
-        data_docs_page=urls[0]["site_url"] if urls else None,
+        data_docs_page=page,
     )
+
+
+def _amount_rows(header_micros: int, detail_micros: int | None, tolerance_micros: int) -> list[AmountRow]:
+    """The suite's run-time bounds and the observed sum (when exact), as a billing person reads them."""
+    observed = (
+        [
+            ("Detail total (sum of the lines)", detail_micros),
+            ("Difference (header - detail)", header_micros - detail_micros),
+        ]
+        if detail_micros is not None
+        else []
+    )
+    return [
+        AmountRow(label, from_micros(micros), micros)
+        for label, micros in (
+            ("Header total", header_micros),
+            *observed,
+            ("Tolerance", tolerance_micros),
+            ("Accepted detail total from", header_micros - tolerance_micros),
+            ("Accepted detail total to", header_micros + tolerance_micros),
+        )
+    ]

@@ -155,6 +155,24 @@ provider_invoice_note = Table(
 Index("ix_note_invoice", provider_invoice_note.c.provider, provider_invoice_note.c.invoice_id)
 
 
+provider_invoice_listing = Table(
+    "provider_invoice_listing",
+    metadata,
+    Column("provider", String(32), nullable=False),
+    Column("invoice_id", String(64), nullable=False),
+    Column("currency_code", String(3)),
+    Column("header_total", Money),
+    Column("invoice_date", Date),
+    Column("billing_period_start", Date),
+    Column("billing_period_end", Date),
+    Column("document_type", String(32)),
+    Column("listed_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("provider", "invoice_id", name="pk_provider_invoice_listing"),
+)
+"""What each provider's API listed at the last scheduled sync: the invoices a person can pick in the
+workspace's manual sync, without the page calling the provider. Replaced per provider by each listing."""
+
+
 invoice_notification = Table(
     "invoice_notification",
     metadata,

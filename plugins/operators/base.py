@@ -151,4 +151,5 @@ class InvoiceOperator(BaseOperator):
 def triggered_by(context: Context) -> str:
     """The user who triggered the run, or the run type (``scheduled``...) when nobody did."""
     dag_run = context["dag_run"]
-    return getattr(dag_run, "triggering_user_name", None) or str(dag_run.run_type)
+    run_type = dag_run.run_type
+    return getattr(dag_run, "triggering_user_name", None) or str(getattr(run_type, "value", run_type))

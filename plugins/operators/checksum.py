@@ -63,7 +63,7 @@ class ChecksumValidationOperator(InvoiceOperator):
                 GXDataDocsLink.persist(context, result.data_docs_page)
             note = override_note(override, tolerance, reason)
             if not result.passed:
-                self.log.error("Checksum failed\n%s", result.report)
+                self.log.error("%s", result.report)  # the on-call report, first thing of the task's log
                 store.record_checksum_error(
                     key,
                     header,
@@ -76,6 +76,8 @@ class ChecksumValidationOperator(InvoiceOperator):
                 )
                 raise OutcomeRecorded(result.message)
             store.record_checksum_pass(key, totals=result.totals, diagnostics=result.diagnostics, note=note)
+            if note:
+                self.log.info("Checksum passed with an override: %s", note)
         self.log.info(
             "Checksum passed for %s: header %s, detail %s, difference %s, tolerance %s",
             self.invoice_id,

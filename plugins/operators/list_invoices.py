@@ -31,6 +31,7 @@ class ListInvoicesOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[str]:
         from include.settings import InvalidSettings, load_settings
+        from include.sql.listing import record_listing
         from plugins.hooks.invoice_db import InvoiceDbHook
 
         spec = get_provider(self.provider)
@@ -44,6 +45,7 @@ class ListInvoicesOperator(BaseOperator):
             self.log.warning("Dropped %d stage(s) that ended runs left behind: %s", len(dropped), dropped)
         normaliser = spec.normaliser()
         headers = [normaliser.normalize_header(raw) for raw in spec.get_hook().list_invoices()]
+        record_listing(store.engine, self.provider, headers)  # what the workspace offers for a manual sync
         states = store.invoice_states(self.provider)
         to_sync = []
         for header in headers:

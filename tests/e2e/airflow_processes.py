@@ -48,6 +48,8 @@ CELERY_WORKER_CONCURRENCY = 1
 tasks queued together go to both workers instead of being prefetched by whichever polls first."""
 
 USERNAME = "admin"
+VIEWER = "viewer"
+"""A second user with the SimpleAuthManager ``viewer`` role: reads DAGs, may not trigger them."""
 COMPONENTS = {
     "api-server": ["api-server", "--host", HOST, "--port", "{port}"],
     "dag-processor": ["dag-processor"],
@@ -125,7 +127,8 @@ class AirflowDeployment:
         self.home = Path(home)
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
-        self.password = secrets.token_urlsafe(12)
+        self.passwords = {USERNAME: secrets.token_urlsafe(12), VIEWER: secrets.token_urlsafe(12)}
+        self.password = self.passwords[USERNAME]
         self.log_dir = self.home / "component-logs"
         self.processes: dict[str, subprocess.Popen] = {}
         self._log_files: list = []
@@ -144,7 +147,7 @@ class AirflowDeployment:
 
         self.home.mkdir(parents=True, exist_ok=True)
         passwords = self.home / "simple_auth_manager_passwords.json"
-        passwords.write_text(json.dumps({USERNAME: self.password}) + "\n")
+        passwords.write_text(json.dumps(self.passwords) + "\n")
         if self.pg_database:
             sql_conn = f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{self.pg_database}"
             async_conn = sql_conn  # psycopg 3 is sync and async; asyncpg is not installed
@@ -175,7 +178,7 @@ class AirflowDeployment:
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USERNAME}:admin,{VIEWER}:viewer",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             # One secret for every component: the scheduler signs the task tokens the API server checks.
@@ -368,6 +371,14 @@ class AirflowDeployment:
             _admin_pg(f'DROP DATABASE IF EXISTS "{self.pg_database}" WITH (FORCE)')
             self.pg_database = None
 
+    def token(self, username: str = USERNAME) -> str:
+        """A JWT for ``username`` from ``POST /auth/token``, as a script would get one."""
+        response = self.http.post(
+            f"{self.url}/auth/token", json={"username": username, "password": self.passwords[username]}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["access_token"]
+
     # -- diagnostics -------------------------------------------------------------------------------
 
     def log_tails(self, lines: int = 60) -> str:
@@ -390,16 +401,13 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
 class AirflowApi:
     """The REST API v2 of a running deployment, as the admin user (JWT from ``POST /auth/token``)."""
 
-    def __init__(self, airflow: AirflowDeployment):
+    def __init__(self, airflow: AirflowDeployment, username: str = USERNAME):
         self.airflow = airflow
         self.base = f"{airflow.url}/api/v2"
         self.http = requests.Session()
         self.http.trust_env = False
-        response = self.http.post(
-            f"{airflow.url}/auth/token", json={"username": USERNAME, "password": airflow.password}, timeout=30
-        )
-        response.raise_for_status()
-        self.http.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        self.token = airflow.token(username)
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
 
     def request(self, method: str, path: str, **kwargs) -> requests.Response:
         return self.http.request(method, f"{self.base}{path}", timeout=30, **kwargs)

@@ -17,6 +17,7 @@ from tests.e2e.airflow_processes import (
     postgres_reachable,
     redis_reachable,
 )
+from tests.e2e.workspace_deployment import workspace_airflow  # noqa: F401  (module-scoped fixture)
 
 RECIPIENTS = ["billing@example.com"]
 WORKERS_FROM_LINES = 1000
