@@ -36,6 +36,10 @@ from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuil
 from include.checksum.data_docs import AmountRow, data_docs_root, rewrite_page  # noqa: E402
 from include.model import from_micros  # noqa: E402
 
+for _name in list(logging.root.manager.loggerDict):
+    if _name.startswith("great_expectations."):  # some GX modules set their own logger to INFO
+        logging.getLogger(_name).setLevel(logging.NOTSET)
+
 SUITES_DIR = Path(__file__).parent / "suites"
 DATA_DOCS_SITE = "invoice_checksums"
 _EXACT_LIMIT = 2**53

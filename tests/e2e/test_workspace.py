@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import time
 from decimal import Decimal
 from urllib.parse import urlparse
@@ -292,7 +293,7 @@ def test_browser_finds_understands_and_syncs_the_failing_invoice(workspace_airfl
             expect(page.locator("#difference")).to_contain_text("-1329.7525 EUR")
             expect(page.locator("#verdict")).to_contain_text("most likely credit_note (exact match)")
             expect(page.locator("svg.chart")).to_be_visible()
-            docs_href = page.locator("#data-docs-link").get_attribute("href")
+            expect(page.locator("#data-docs-link")).to_have_attribute("href", re.compile(r"/data-docs/validations/"))
             shot(page, "invoice")
 
             form = page.locator("#sync-form")
@@ -304,21 +305,28 @@ def test_browser_finds_understands_and_syncs_the_failing_invoice(workspace_airfl
             run_id = status.get_by_role("link").inner_text()
             shot(page, "sync-started")
             expect(status).to_contain_text("success", timeout=240_000)
+            expect(page.locator("h2 .status")).to_have_text("active")  # the record reloaded by itself
+            expect(page.locator("#attempts tbody tr").first).to_contain_text("1330: Credit note G0526A0903")
             shot(page, "sync-finished")
 
+            docs_href = page.locator("#data-docs-link").get_attribute("href")
             with context.expect_page() as opened:
                 page.locator("#data-docs-link").click()
             docs = opened.value
             only_local_requests(docs, airflow.url)
             docs.wait_for_load_state()
             assert docs.url == docs_href
+            expect(docs.locator(".invoice-amounts")).to_contain_text("passed")
             expect(docs.locator(".invoice-amounts")).to_contain_text("-1329.7525 EUR")
+            expect(docs.locator(".invoice-amounts")).to_contain_text("1330 EUR")
             expect(docs.locator("body")).to_contain_text("sum must be greater than or equal to")
             shot(docs, "data-docs")
 
             page.goto(f"{airflow.url}/plugin/provider-invoices")  # the workspace in Airflow's own navigation
             frame = page.frame_locator("iframe").first
             expect(frame.locator("#invoices tbody tr").first).to_be_visible(timeout=30_000)
+            frame.get_by_role("link", name=CREDIT_NOTE).click()
+            expect(frame.locator("#difference")).to_contain_text("-1329.7525 EUR")
             shot(page, "airflow-navigation")
         finally:
             browser.close()

@@ -267,15 +267,22 @@ async function follow(run, line) {
     if (state.state === "success" || state.state === "failed") {
       line.className = `message ${state.state === "success" ? "success" : "error"}`;
       if (state.message) line.append(h("div", {}, state.message));
-      if (state.state === "success") line.append(h("div", {}, h("a", { href: location.hash, onclick: () => route() }, "Reload the invoice")));
+      if (state.state === "success" && location.hash.startsWith("#/invoice/")) {
+        finished = line;  // shown again above the reloaded invoice
+        route();
+      }
       return;
     }
     await new Promise((resolve) => setTimeout(resolve, 3000));
   }
 }
 
+let finished = null;  // the status line of a run that just succeeded, kept across the reload it causes
+
 async function showInvoice(provider, invoiceId) {
   setNav("nav-list");
+  const banner = finished;
+  finished = null;
   view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
   let r;
   try {
@@ -304,6 +311,7 @@ async function showInvoice(provider, invoiceId) {
     : inv.status_message ? h("div", { class: "panel" }, inv.status_message) : null;
   view.replaceChildren(
     h("p", {}, h("a", { href: "#/" }, "← Invoices")),
+    banner,
     h("h2", {}, `${PROVIDERS[provider] || provider} invoice ${inv.invoice_id} `, status(inv.status)),
     h("div", { class: "facts" },
       fact("Billing period", inv.billing_period_start ? `${inv.billing_period_start} – ${inv.billing_period_end}` : "–"),
