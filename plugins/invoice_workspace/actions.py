@@ -8,8 +8,6 @@ came from. Nothing here touches the invoice database.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
-
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from fastapi import HTTPException, Request, status
 from pydantic import BaseModel
@@ -31,26 +29,22 @@ def _refused(sentence: str) -> HTTPException:
 
 
 def sync_conf(provider: str, invoice_id: str, body: SyncRequest) -> tuple[dict, str]:
-    """The manual sync's conf and the run note; an override needs a number > 0 and a reason."""
-    reason = (body.override_reason or "").strip() or None
-    override = body.override_tolerance
-    if override in (None, ""):
-        return {"provider": provider, "invoice_id": invoice_id}, "Sync"
+    """The manual sync's conf and the run note; the fetch task's own override rule, refused early."""
+    from plugins.operators.fetch import parse_override
+
     try:
-        value = Decimal(str(override))
-    except InvalidOperation:
-        raise _refused(f"override_tolerance must be a number, got {override!r}.") from None
-    if not value.is_finite() or value <= 0:
-        raise _refused(f"override_tolerance must be a number greater than 0, got {override}.")
-    if reason is None:
-        raise _refused("override_reason is required when override_tolerance is set.")
+        override, reason = parse_override(body.override_tolerance, body.override_reason)
+    except ValueError as err:
+        raise _refused(str(err)) from None
+    if override is None:
+        return {"provider": provider, "invoice_id": invoice_id}, "Sync"
     conf = {
         "provider": provider,
         "invoice_id": invoice_id,
-        "override_tolerance": int(value) if value == value.to_integral_value() else float(value),
+        "override_tolerance": int(override) if override == override.to_integral_value() else float(override),
         "override_reason": reason,
     }
-    return conf, f"Sync with override tolerance {value}: {reason}"
+    return conf, f"Sync with override tolerance {override}: {reason}"
 
 
 def deactivate_conf(provider: str, invoice_id: str, body: DeactivateRequest) -> tuple[dict, str]:

@@ -69,38 +69,45 @@ def me(user: Reader) -> dict:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def _list(provider, status_, period, page, page_size) -> dict:
-    try:
-        return queries.list_invoices(
-            _engine(), provider=provider, status=status_, period=period, page=page, page_size=page_size
-        )
-    except queries.BadFilter as err:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
+class ListFilters:
+    """The list's query parameters, shared by the JSON list and its CSV."""
+
+    def __init__(
+        self,
+        provider: str | None = None,
+        status_: Annotated[str | None, Query(alias="status")] = None,
+        period: str | None = None,
+    ):
+        self.provider, self.status, self.period = provider, status_, period
+
+    def page(self, page: int, page_size: int) -> dict:
+        try:
+            return queries.list_invoices(
+                _engine(),
+                provider=self.provider,
+                status=self.status,
+                period=self.period,
+                page=page,
+                page_size=page_size,
+            )
+        except queries.BadFilter as err:
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, str(err)) from None
+
+
+Filters = Annotated[ListFilters, Depends()]
 
 
 @app.get("/api/invoices")
-def list_invoices(
-    _: Reader,
-    provider: str | None = None,
-    status_: Annotated[str | None, Query(alias="status")] = None,
-    period: str | None = None,
-    page: int = 1,
-    page_size: int = queries.PAGE_SIZE,
-) -> dict:
-    return _list(provider, status_, period, page, page_size)
+def list_invoices(_: Reader, filters: Filters, page: int = 1, page_size: int = queries.PAGE_SIZE) -> dict:
+    return filters.page(page, page_size)
 
 
 @app.get("/api/invoices.csv")
-def list_invoices_csv(
-    _: Reader,
-    provider: str | None = None,
-    status_: Annotated[str | None, Query(alias="status")] = None,
-    period: str | None = None,
-) -> Response:
+def list_invoices_csv(_: Reader, filters: Filters) -> Response:
     columns = [*queries.LIST_COLUMNS, "last_attempt_at", "last_attempt_outcome", "last_attempt_by"]
     rows, page = [], 1
     while True:
-        chunk = _list(provider, status_, period, page, queries.MAX_PAGE_SIZE)
+        chunk = filters.page(page, queries.MAX_PAGE_SIZE)
         for item in chunk["invoices"]:
             last = item.pop("last_attempt") or {}
             rows.append([*(item[c] for c in queries.LIST_COLUMNS), last.get("at"), last.get("outcome"), last.get("by")])

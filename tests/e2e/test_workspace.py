@@ -306,7 +306,7 @@ def test_browser_finds_understands_and_syncs_the_failing_invoice(workspace_airfl
             shot(page, "sync-started")
             expect(status).to_contain_text("success", timeout=240_000)
             expect(page.locator("h2 .status")).to_have_text("active")  # the record reloaded by itself
-            expect(page.locator("#attempts tbody tr").first).to_contain_text("1330: Credit note G0526A0903")
+            expect(page.locator("#attempts tbody tr").first).to_contain_text("1330.00: Credit note G0526A0903")
             shot(page, "sync-finished")
 
             docs_href = page.locator("#data-docs-link").get_attribute("href")
