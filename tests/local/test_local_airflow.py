@@ -1,20 +1,44 @@
-"""``make airflow``: one Ctrl-C stops cleanly, and the LocalExecutor is sized to the machine."""
+"""``make airflow``: one Ctrl-C stops the whole Airflow process group, and the LocalExecutor fits the machine."""
 
 from __future__ import annotations
 
-import signal
+import os
 import subprocess
 import sys
 
+import pytest
+
 from include.local_airflow import executor_settings, stop
 
-CHILD = """
-import signal, sys, time
-signal.signal(signal.SIGINT, signal.SIG_IGN)          # like a server busy shutting down its children
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
-print("ready", flush=True)
+PARENT = """
+import signal, subprocess, sys, time
+signal.signal(signal.SIGINT, lambda *_: sys.exit(0))   # the leader leaves on SIGINT...
+child = subprocess.Popen([sys.executable, "-c", sys.argv[1]])
+print(child.pid, flush=True)
 time.sleep(60)
 """
+STUBBORN = """
+import signal, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)           # ...while a component still waits for its tasks
+signal.signal(signal.SIGTERM, {term})
+time.sleep(60)
+"""
+
+
+def _group(child_code: str) -> tuple[subprocess.Popen, int]:
+    leader = subprocess.Popen(
+        [sys.executable, "-c", PARENT, child_code], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    return leader, int(leader.stdout.readline())
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie waiting for init to reap it is gone too
+        return stat.read().split()[2] == "Z"
 
 
 def test_parallelism_follows_the_cpus_unless_set(monkeypatch):
@@ -27,13 +51,15 @@ def test_parallelism_follows_the_cpus_unless_set(monkeypatch):
     assert executor_settings(8)["AIRFLOW__CORE__PARALLELISM"] == "5"
 
 
-def test_stop_waits_for_a_child_that_exits_on_its_own():
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(0)"])
-    assert stop(child, timeout=30) == 0
+@pytest.mark.parametrize(("term", "grace"), [("lambda *_: exit(0)", 0.5), ("signal.SIG_IGN", 0.5)])
+def test_stop_leaves_no_process_of_the_group(term, grace):
+    """A component that outlives the leader gets SIGTERM (a second signal), or SIGKILL if it ignores that too."""
+    leader, child = _group(STUBBORN.format(term=term))
+    assert stop(leader, grace=grace, poll=0.05) == 0  # the leader left on the first SIGINT
+    assert _gone(child)
 
 
-def test_stop_escalates_to_sigterm_when_the_child_does_not_finish():
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "ready"
-    child.send_signal(signal.SIGINT)  # what the terminal's Ctrl-C delivers to the whole group
-    assert stop(child, timeout=0.2) == 3  # SIGTERM after the (injected) timeout, handled by the child
+def test_stop_returns_at_once_when_everything_left_on_sigint():
+    leader, child = _group("import time; time.sleep(60)")  # SIGINT's default: the child ends too
+    assert stop(leader, grace=60, poll=0.05) == 0
+    assert _gone(child)
