@@ -59,7 +59,23 @@ def test_stop_leaves_no_process_of_the_group(term, grace):
     assert _gone(child)
 
 
-def test_stop_returns_at_once_when_everything_left_on_sigint():
-    leader, child = _group("import time; time.sleep(60)")  # SIGINT's default: the child ends too
-    assert stop(leader, grace=60, poll=0.05) == 0
+STANDALONE = """
+import signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+def stop_components(*_):                                # what airflow standalone does on SIGINT
+    child.terminate()
+    child.wait()
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop_components)
+print(child.pid, flush=True)
+time.sleep(60)
+"""
+
+
+def test_stop_needs_one_signal_when_the_leader_stops_its_components():
+    leader = subprocess.Popen(
+        [sys.executable, "-c", STANDALONE], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    child = int(leader.stdout.readline())
+    assert stop(leader, grace=120, poll=0.05) == 0  # returns when the group is empty, long before the grace
     assert _gone(child)
