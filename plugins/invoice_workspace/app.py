@@ -27,6 +27,13 @@ from plugins.invoice_workspace import actions
 from plugins.invoice_workspace.access import DEACTIVATE_DAG, MANUAL_SYNC_DAG, Reader, can_read, same_origin
 
 STATIC = Path(__file__).parent / "static"
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+"""The workspace loads only its own files and runs only in Airflow's own frame."""
+DOCS_POLICY = "default-src 'self'; script-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " + (
+    "object-src 'none'; base-uri 'none'"
+)
+"""GX pages are static reports: no script runs in them (their filters needed the CDN's jQuery anyway), so
+provider data that GX renders into a page cannot act with the reader's Airflow session."""
 
 app = FastAPI(title="Provider invoices workspace", docs_url=None, redoc_url=None, openapi_url=None)
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -58,7 +65,9 @@ async def workspace_page(request: Request):
         return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)))
     if not can_read(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "You need read access to the invoice DAGs.")
-    return FileResponse(STATIC / "workspace.html", headers={"Cache-Control": "no-store"})
+    return FileResponse(
+        STATIC / "workspace.html", headers={"Cache-Control": "no-store", "Content-Security-Policy": PAGE_POLICY}
+    )
 
 
 @app.get("/api/me")
@@ -186,5 +195,8 @@ def data_docs(_: Reader, path: str) -> Response:
     if page is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No Data Docs page at this path.")
     if page.suffix == ".html":
-        return HTMLResponse(offline_page(page.read_text(errors="replace")))
-    return FileResponse(page)
+        return HTMLResponse(offline_page(page.read_text(errors="replace")), headers=_DOCS_HEADERS)
+    return FileResponse(page, headers=_DOCS_HEADERS)
+
+
+_DOCS_HEADERS = {"Content-Security-Policy": DOCS_POLICY, "X-Content-Type-Options": "nosniff"}

@@ -240,6 +240,7 @@ def test_data_docs_are_served_inside_their_folder_only(workspace_airflow, admin)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "-1329.7525 EUR" in page.text  # the amounts in currency units, next to GX's micros
     assert REMOTE_LOAD.search(page.text) is None, REMOTE_LOAD.search(page.text)  # nothing from a CDN
+    assert "script-src 'none'" in page.headers["content-security-policy"]  # provider data cannot run as script
     host = urlparse(airflow.url)
     for path in ("../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "..%2f..%2fetc%2fpasswd", "/etc/passwd"):
         conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
