@@ -71,3 +71,19 @@ def test_dag_file_does_not_import_heavy_libraries(dag_file):
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "says"),
+    [
+        ("provider_invoice_sync_microsoft", ["Daily import of Microsoft Partner Center invoices", "checksum_error"]),
+        ("provider_invoice_sync_synnex", ["Daily import of TD SYNNEX", "override tolerance"]),
+        ("provider_invoice_manual_sync", ["Sync one invoice by hand", "When an invoice is red"]),
+        ("provider_invoice_deactivate", ["Deactivate an invoice", "referenced by a customer invoice"]),
+    ],
+)
+def test_docs_tab_speaks_to_users(dagbag, dag_id, says):
+    """The Docs tab tells billing and on-call what the DAG does and what to do, not how it is built."""
+    doc = dagbag.dags[dag_id].doc_md
+    assert all(text in doc for text in says), doc
+    assert "task_group" not in doc and "Imported by DAG files" not in doc
