@@ -295,6 +295,7 @@ def test_browser_finds_understands_and_syncs_the_failing_invoice(workspace_airfl
             expect(page.locator("#verdict")).to_contain_text("most likely credit_note (exact match)")
             expect(page.locator("svg.chart")).to_be_visible()
             expect(page.locator("#data-docs-link")).to_have_attribute("href", re.compile(r"/data-docs/validations/"))
+            expect(page.locator("main")).not_to_contain_text("null")
             shot(page, "invoice")
 
             form = page.locator("#sync-form")
@@ -322,6 +323,11 @@ def test_browser_finds_understands_and_syncs_the_failing_invoice(workspace_airfl
             expect(docs.locator(".invoice-amounts")).to_contain_text("1330 EUR")
             expect(docs.locator("body")).to_contain_text("sum must be greater than or equal to")
             shot(docs, "data-docs")
+
+            page.goto(f"{airflow.url}{WS}/#/available?provider=microsoft")
+            expect(page.locator("#available tbody tr")).to_have_count(len(MICROSOFT_DEMO))
+            expect(page.locator("#available")).to_contain_text("inactive")  # deactivated above, waits for a sync
+            shot(page, "available")
 
             page.goto(f"{airflow.url}/plugin/provider-invoices")  # the workspace in Airflow's own navigation
             frame = page.frame_locator("iframe").first

@@ -26,6 +26,11 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+function show(...children) {
+  // The view's new content; absent parts (null, false) are left out, as h() does.
+  view.replaceChildren(...children.flat().filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 async function api(path, options = {}) {
   const response = await fetch(`${API}${path}`, {
     credentials: "same-origin",
@@ -77,12 +82,12 @@ async function showList(params) {
     for (const [key, value] of [...next]) if (!value) next.delete(key);
     location.hash = `#/?${next}`;
   });
-  view.replaceChildren(h("h2", {}, "Invoices"), filters, h("p", { class: "muted" }, "Loading…"));
+  show(h("h2", {}, "Invoices"), filters, h("p", { class: "muted" }, "Loading…"));
   let data;
   try {
     data = await api(`/invoices?${query}`);
   } catch (err) {
-    view.replaceChildren(h("h2", {}, "Invoices"), filters, message("error", err.message));
+    show(h("h2", {}, "Invoices"), filters, message("error", err.message));
     return;
   }
   const rows = data.invoices.map((inv) => {
@@ -102,7 +107,7 @@ async function showList(params) {
   });
   const pages = Math.max(1, Math.ceil(data.total / data.page_size));
   const goto = (page) => { params.set("page", page); location.hash = `#/?${params}`; };
-  view.replaceChildren(
+  show(
     h("h2", {}, "Invoices"), filters,
     h("table", { id: "invoices" },
       h("thead", {}, h("tr", {}, ["Provider", "Invoice", "Billing period", "Currency", "Status"].map((t) => h("th", {}, t)),
@@ -124,7 +129,7 @@ async function showAvailable(params) {
     Object.entries(PROVIDERS).map(([value, text]) => h("option", { value, selected: value === provider }, text)));
   const title = h("h2", {}, "Available from the provider");
   const intro = h("p", { class: "muted" }, "What the provider's API listed at the last daily sync. Pick one to sync it by hand.");
-  view.replaceChildren(title, h("label", {}, "Provider", picker), intro);
+  show(title, h("label", {}, "Provider", picker), intro);
   let data;
   try {
     data = await api(`/providers/${provider}/available`);
@@ -283,12 +288,12 @@ async function showInvoice(provider, invoiceId) {
   setNav("nav-list");
   const banner = finished;
   finished = null;
-  view.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+  show(h("p", { class: "muted" }, "Loading…"));
   let r;
   try {
     r = await api(`/invoices/${encodeURIComponent(provider)}/${encodeURIComponent(invoiceId)}`);
   } catch (err) {
-    view.replaceChildren(h("p", {}, h("a", { href: "#/" }, "← Invoices")), message("error", err.message));
+    show(h("p", {}, h("a", { href: "#/" }, "← Invoices")), message("error", err.message));
     return;
   }
   const inv = r.invoice, cur = inv.currency_code;
@@ -299,9 +304,11 @@ async function showInvoice(provider, invoiceId) {
         h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "Likely cause"), h("th", {}, "Match"), h("th", { class: "num" }, "Amount"), h("th", {}, "Evidence"))),
         h("tbody", {}, r.hints.map((hint, i) => h("tr", {}, h("td", {}, i + 1), h("td", {}, hint.cause), h("td", {}, hint.match),
           h("td", { class: "num" }, amount(hint.amount, cur)), h("td", {}, hint.evidence)))))
-    : h("p", { class: "muted" }, "No checksum diagnosis recorded yet.");
+    : h("p", { class: "muted" }, r.breakdown.length
+        ? "No open cause: the last checksum passed within the tolerance applied."
+        : "No checksum diagnosis recorded yet.");
   const links = h("p", {},
-    r.failed_task_log ? h("a", { href: r.failed_task_log, target: "_top", id: "task-log-link" }, "Failed task's log") : null,
+    r.failed_task_log ? h("a", { href: r.failed_task_log, target: "_top", id: "task-log-link" }, "Last failed task's log") : null,
     r.failed_task_log && r.data_docs ? " · " : null,
     r.data_docs ? h("a", { href: r.data_docs, target: "_blank", id: "data-docs-link" }, "GX Data Docs of this validation") : null);
   const verdict = inv.status === "checksum_error" && top
@@ -309,7 +316,7 @@ async function showInvoice(provider, invoiceId) {
         h("strong", {}, `Difference ${inv.difference} ${cur}: most likely ${top.cause} (${top.match} match).`),
         h("p", {}, top.evidence), h("p", {}, h("strong", {}, "Next step: "), r.next_step))
     : inv.status_message ? h("div", { class: "panel" }, inv.status_message) : null;
-  view.replaceChildren(
+  show(
     h("p", {}, h("a", { href: "#/" }, "← Invoices")),
     banner,
     h("h2", {}, `${PROVIDERS[provider] || provider} invoice ${inv.invoice_id} `, status(inv.status)),
