@@ -54,11 +54,13 @@ def test_unknown_invoice_fails_with_one_sentence(airflow_db, invoice_db, provide
     assert attempt["outcome"] == "failed" and "does not know invoice" in attempt["message"]
 
 
-def test_override_activates_a_known_credit_note_difference(airflow_db, invoice_db, provider_connections):
+def test_override_activates_a_known_credit_note_difference(airflow_db, invoice_db, provider_connections, capsys):
     reason = f"Credit note for {CREDIT_NOTE} confirmed in Partner Center"
     dag_run = _manual(CREDIT_NOTE, override_tolerance=1329.7525, override_reason=reason)
 
     assert set(_states(dag_run).values()) == {"success"}
+    log = capsys.readouterr().out
+    assert f"Checksum passed with an override: Override tolerance 1329.7525 (applied as 1330): {reason}" in log
     invoice = invoice_db.get_invoice("microsoft", CREDIT_NOTE)
     assert invoice["status"] == "active"
     assert invoice["difference"] == Decimal("-1329.7525")
