@@ -30,7 +30,7 @@ def _refused(sentence: str) -> HTTPException:
 
 def sync_conf(provider: str, invoice_id: str, body: SyncRequest) -> tuple[dict, str]:
     """The manual sync's conf and the run note; the fetch task's own override rule, refused early."""
-    from plugins.operators.fetch import parse_override
+    from include.checksum.tolerance import parse_override
 
     try:
         override, reason = parse_override(body.override_tolerance, body.override_reason)
