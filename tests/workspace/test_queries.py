@@ -23,7 +23,7 @@ def _header(invoice_id: str, total: str, start: date = date(2026, 5, 1)) -> Invo
 def _checksum_error(store, invoice_id: str, total: str, detail: str, by: str = "scheduled") -> None:
     key = AttemptKey("microsoft", invoice_id, "provider_invoice_sync_microsoft", f"run-{invoice_id}")
     store.start_attempt(key, triggered_by=by)
-    store.start_stage(f"s-{invoice_id}")
+    store.stage(f"s-{invoice_id}").create()
     diagnostics = {
         "breakdown": {"licence": {"amount": detail, "lines": 3}},
         "difference": str(Decimal(total) - Decimal(detail)),
