@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from include.checksum.data_docs import REMOTE_LOAD
-from include.providers.microsoft.demo import MICROSOFT_DEMO
+from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from tests.e2e.airflow_processes import VIEWER, AirflowApi
 from tests.e2e.workspace_deployment import DEACTIVATE, MANUAL, SYNC
 
