@@ -1,7 +1,7 @@
 """``make bench``: the Microsoft sync pipeline against a floor, at 10k, 100k and 1M one-time lines.
 
 For every size and database (SQLite always; PostgreSQL when it answers, in a throw-away database
-``invoice_sync_bench`` that is dropped afterwards) it
+``invoice_sync_bench_<pid>`` that is dropped afterwards) it
 
 1. generates (once, cached) a v2-export invoice of that many lines (:mod:`benchmarks.data`) and
    serves it from the provider sandbox over real HTTP (:mod:`benchmarks.sandbox`);
@@ -36,7 +36,8 @@ from benchmarks.sandbox import bench_sandbox
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = (10_000, 100_000, 1_000_000)
 STAGES = ("fetch", "checksum_validation", "load", "activate")
-PG_DATABASE = "invoice_sync_bench"
+PG_DATABASE = f"invoice_sync_bench_{os.getpid()}"
+"""One throw-away database per run: two benchmarks at once (or a test beside one) never drop each other's."""
 SETTINGS = {"microsoft": {"usage_mismatch_tolerance": 0, "active_currencies": ["EUR"]}}
 MIB = 1024 * 1024
 

@@ -1,16 +1,17 @@
-"""Stage one invoice's lines: normalise them and bulk-load them into the staging table.
+"""Stage one invoice's lines: normalise them and bulk-load them into the stage table.
 
-Parsing and normalising cost far more CPU than downloading and unzipping (about 15 µs against 2 µs
-per export line), and in one Python process they leave the machine's other cores idle. So when a
-provider hands over its lines as JSON-lines text (:meth:`iter_line_batches` of the hook), the invoice
-is large and the invoice database is PostgreSQL, this process only downloads, unzips and counts, and
-worker processes (one per core) parse, normalise and ``COPY`` the batches, each into the same
-``stage_id``. The line numbers stay those of the sequential path: a batch's first line number is the
-count of the non-blank lines before it, known without parsing.
+When a provider hands over its lines as JSON-lines text (:meth:`iter_line_batches` of the hook) and
+the invoice database is PostgreSQL, the lines are staged batch by batch: a normaliser with
+``normalize_batch`` maps a whole batch at once (Arrow, exactly; Microsoft's
+:mod:`include.providers.microsoft.vectorised`), and ``COPY`` takes it as CSV; a batch it declines
+goes through ``normalize_lines`` line by line. A large invoice (``parallel_from_lines``) is staged by
+worker processes (:func:`default_processes` of them) while this process only downloads, unzips and
+counts; a smaller one batch after batch here. The line numbers stay those of the sequential path: a
+batch's first line number is the count of the non-blank lines before it, known without parsing. If
+any batch fails, the stage is dropped before the error is raised.
 
-Everything else (SQLite, which takes one writer at a time; page-by-page APIs; an invoice of fewer than
-``parallel_from_lines``, where starting processes costs more than it saves) is staged here in one
-streamed transaction. If any batch fails, the stage is dropped before the error is raised.
+Everything else (SQLite, which takes one writer at a time; page-by-page APIs) is staged here line by
+line in one streamed transaction.
 
 The workers are ``python -m include.staging`` processes fed over pipes, not :mod:`multiprocessing`:
 its spawn start method re-runs the parent's main script in each child, and inside an Airflow task that
@@ -91,12 +92,14 @@ def stage_invoice(
     batches = hook.iter_line_batches(raw_invoice)
     if batches is None:
         items = hook.iter_line_items(raw_invoice)
-    else:
-        if processes > 1 and store.engine.dialect.name == "postgresql":
+    elif store.engine.dialect.name == "postgresql":
+        if processes > 1:
             first, batches = _first_lines(batches, parallel_from_lines)
             if sum(batch.count for batch in first) >= parallel_from_lines:
                 return _stage_in_processes(store, job, itertools.chain(first, batches), processes)
-            batches = first
+            batches = iter(first)
+        return _stage_batches_here(store, job, batches)
+    else:
         items = (item for batch in batches for item in batch.items())
     lines = importlib.import_module(job.normaliser_path).normalize_lines(header, items)
     return store.stage(job.stage_id).fill(lines)
@@ -111,6 +114,20 @@ def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBat
         if seen >= lines:
             break
     return first, batches
+
+
+def _stage_batches_here(store: InvoiceStore, job: StageJob, batches: Iterable[LineBatch]) -> int:
+    """What the workers do, batch after batch in this process (one transaction each; a failure drops the stage)."""
+    stage = store.stage(job.stage_id)
+    stage.create()
+    staged = 0
+    try:
+        for batch in batches:
+            staged += _stage_batch(store, job, staged + 1, batch)
+    except BaseException:
+        stage.drop()
+        raise
+    return staged
 
 
 def _stage_in_processes(store: InvoiceStore, job: StageJob, batches: Iterable[LineBatch], processes: int) -> int:
@@ -216,10 +233,22 @@ def _exit_code(process: subprocess.Popen) -> int | None:
 
 
 def stage_batch(job: StageJob, first_line_no: int, batch: LineBatch) -> int:
-    """In a worker: parse, normalise and append one batch to the stage, in one transaction."""
+    """In a worker: parse, normalise and append one batch to the stage, in one transaction.
+
+    A normaliser with ``normalize_batch`` maps the whole batch at once when it can (an Arrow table);
+    otherwise, or when it returns ``None``, the lines go through ``normalize_lines`` one by one.
+    """
+    return _stage_batch(_store(job.db_url), job, first_line_no, batch)
+
+
+def _stage_batch(store: InvoiceStore, job: StageJob, first_line_no: int, batch: LineBatch) -> int:
     normaliser = importlib.import_module(job.normaliser_path)
-    lines = normaliser.normalize_lines(job.header, batch.items(), first_line_no)
-    return _store(job.db_url).stage(job.stage_id).append(lines)
+    stage = store.stage(job.stage_id)
+    whole_batch = getattr(normaliser, "normalize_batch", None)
+    table = whole_batch(job.header, batch, first_line_no) if whole_batch else None
+    if table is not None:
+        return stage.append_table(table)
+    return stage.append(normaliser.normalize_lines(job.header, batch.items(), first_line_no))
 
 
 @functools.cache

@@ -101,15 +101,16 @@ def test_workers_stage_exactly_what_this_process_stages(invoice_db, worker_runs)
 
 
 @pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
-def test_one_bad_batch_fails_the_stage_and_leaves_it_empty(invoice_db, worker_runs):
+@pytest.mark.parametrize("processes", [2, 1], ids=["workers", "this-process"])
+def test_one_bad_batch_fails_the_stage_and_leaves_it_empty(invoice_db, worker_runs, processes):
     texts = _texts(100)
     texts[63] = texts[63][:-20]  # cut off inside the fourth batch
-    _stage(invoice_db, _ExportHook(_texts(10), size=25), "retried", processes=2)  # an earlier try's rows
+    _stage(invoice_db, _ExportHook(_texts(10), size=25), "retried", processes=processes)  # an earlier try's rows
 
     with pytest.raises(InvalidProviderData, match=r"^Blob 4 is truncated or corrupt after 4 lines"):
-        _stage(invoice_db, _ExportHook(texts, size=20), "retried", processes=2)
+        _stage(invoice_db, _ExportHook(texts, size=20), "retried", processes=processes)
 
-    assert worker_runs == ["retried"]
+    assert worker_runs == (["retried"] if processes > 1 else [])
     assert _staged(invoice_db, "retried") == []
 
 
@@ -162,3 +163,19 @@ def test_default_processes_share_a_celery_workers_cores_among_its_slots(
     monkeypatch.setenv("AIRFLOW__CELERY__WORKER_CONCURRENCY", worker_concurrency)
     monkeypatch.setattr(include.staging.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     assert include.staging.default_processes() == expected
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_batches_copied_from_arrow_stage_the_rows_the_line_by_line_copy_stages(invoice_db):
+    from include.providers.microsoft.normaliser import normalize_batch, normalize_lines
+
+    texts = _texts(120)
+    hook = _ExportHook(texts, size=50)
+    assert all(normalize_batch(HEADER, batch, 1) is not None for batch in hook.batches)  # the Arrow path
+    assert _stage(invoice_db, hook, "from-arrow", processes=1) == 120
+    items = (item for batch in hook.batches for item in batch.items())
+    assert invoice_db.stage("line-by-line").fill(normalize_lines(HEADER, items)) == 120
+
+    assert _staged(invoice_db, "from-arrow") == _staged(invoice_db, "line-by-line")
+    invoice_db.stage("from-arrow").drop()
+    invoice_db.stage("line-by-line").drop()

@@ -6,7 +6,6 @@ loads and activates and what the floor sums, exactly.
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 from benchmarks.data import generate
@@ -37,8 +36,7 @@ def test_pipeline_and_floor_agree_exactly_on_sqlite(tmp_path):
     assert f"| {LINES:,} | sqlite |" in table([result])
 
 
-def test_pipeline_floor_and_duckdb_reference_agree_exactly_on_postgres(tmp_path, monkeypatch, postgres_available):
-    monkeypatch.setattr("benchmarks.pipeline.PG_DATABASE", f"invoice_sync_bench_test_{os.getpid()}")
+def test_pipeline_floor_and_duckdb_reference_agree_exactly_on_postgres(tmp_path, postgres_available):
     (result,) = run_size(LINES, ["postgres"], cache_dir=tmp_path, log=lambda _: None)
 
     assert result.pipeline_total == result.floor_total == result.header_total
