@@ -166,6 +166,9 @@ class AirflowDeployment:
             "GX_ANALYTICS_ENABLED": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_conn,
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": async_conn,
+            # Small pools: the PostgreSQL server is shared with parallel test sessions (100 connections).
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "2",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_MAX_OVERFLOW": "4",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
