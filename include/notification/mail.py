@@ -2,7 +2,8 @@
 
 ``SmtpHook.send_email_smtp`` can only build an HTML-only body, so the multipart message is built here
 and handed to the client the hook opened: the hook still owns the connection (host, TLS, login,
-OAuth2, timeout) as configured on ``smtp_default``.
+OAuth2, timeout) as configured on ``smtp_default``. The sender is, like Airflow's: the caller's
+``from_email``, else the connection's ``from_email`` extra, else ``[smtp] smtp_mail_from``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def read_recipients(variable: str) -> list[str]:
     return parse_recipients(Variable.get(variable, default=None), variable)
 
 
+def _airflow_mail_from() -> str | None:
+    """Airflow's own sender (``[smtp] smtp_mail_from``), what its e-mail backend uses when nothing else names one."""
+    from airflow.providers.common.compat.sdk import conf
+
+    return conf.get("smtp", "smtp_mail_from", fallback=None) or None
+
+
 def send_mail(
     smtp_conn_id: str, *, to: list[str], subject: str, text: str, html: str, from_email: str | None = None
 ) -> dict:
@@ -48,9 +56,12 @@ def send_mail(
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     with SmtpHook(smtp_conn_id) as hook:
-        sender = from_email or hook.from_email
+        sender = from_email or hook.from_email or _airflow_mail_from()
         if not sender:
-            raise MailSetupError(f"No sender: set from_email in the extra of the Airflow connection {smtp_conn_id}.")
+            raise MailSetupError(
+                f"No sender: set from_email in the extra of the Airflow connection {smtp_conn_id}, "
+                "or [smtp] smtp_mail_from in the Airflow configuration."
+            )
         message = EmailMessage()
         message["Subject"] = subject
         message["From"] = sender

@@ -18,12 +18,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _point_smtp_default_at(monkeypatch, port: int) -> None:
+def _point_smtp_default_at(monkeypatch, port: int, sender: str | None = SENDER) -> None:
+    extra = {"disable_tls": True, "disable_ssl": True, "timeout": 5, "retry_limit": 0}
     conn = {
         "conn_type": "smtp",
         "host": "127.0.0.1",
         "port": port,
-        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": SENDER, "timeout": 5, "retry_limit": 0},
+        "extra": extra | ({"from_email": sender} if sender else {}),
     }
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(conn))
 
@@ -42,16 +43,26 @@ class _Collector:
         return [email.message_from_bytes(e.content, policy=email.policy.default) for e in self.envelopes]
 
 
-@pytest.fixture
-def smtp_server(monkeypatch) -> _Collector:
+def _smtp_server(monkeypatch, sender: str | None):
     from aiosmtpd.controller import Controller
 
     collector = _Collector()
     controller = Controller(collector, hostname="127.0.0.1", port=_free_port())
     controller.start()
-    _point_smtp_default_at(monkeypatch, controller.port)
+    _point_smtp_default_at(monkeypatch, controller.port, sender)
     yield collector
     controller.stop()
+
+
+@pytest.fixture
+def smtp_server(monkeypatch) -> _Collector:
+    yield from _smtp_server(monkeypatch, SENDER)
+
+
+@pytest.fixture
+def smtp_server_without_sender(monkeypatch) -> _Collector:
+    """As a user sets it up in the UI: the ``smtp_default`` connection has no ``from_email``."""
+    yield from _smtp_server(monkeypatch, None)
 
 
 @pytest.fixture

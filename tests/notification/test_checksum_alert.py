@@ -48,3 +48,13 @@ def test_alert_is_off_without_the_variable(smtp_server, monkeypatch):
     ChecksumAlertNotifier()(_failure_context())
 
     assert smtp_server.envelopes == []
+
+
+def test_alert_without_from_email_on_the_connection_uses_airflows_sender(smtp_server_without_sender, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_VAR_INVOICE_CHECKSUM_ALERT_RECIPIENTS", json.dumps(["oncall@reseller.example"]))
+    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_MAIL_FROM", "airflow@reseller.example")
+
+    ChecksumAlertNotifier()(_failure_context())
+
+    [envelope] = smtp_server_without_sender.envelopes
+    assert envelope.mail_from == "airflow@reseller.example"

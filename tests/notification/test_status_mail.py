@@ -168,6 +168,35 @@ def test_dag_run_sends_the_mail(airflow_db, invoice_db, seed, smtp_server, recip
     assert _notifications(invoice_db.engine)[-1].subject == message["Subject"]
 
 
+def test_a_connection_without_from_email_sends_as_airflow_does(
+    airflow_db, invoice_db, seed, smtp_server_without_sender, recipients, notification_dag, monkeypatch
+):
+    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_MAIL_FROM", "airflow@reseller.example")
+    seed.busy_day()
+
+    dag_run = notification_dag.test()
+
+    assert dag_run.get_task_instance(TASK_ID).state == "success"
+    [envelope] = smtp_server_without_sender.envelopes
+    assert envelope.mail_from == "airflow@reseller.example"
+    assert smtp_server_without_sender.messages()[0]["From"] == "airflow@reseller.example"
+
+
+def test_no_sender_anywhere_fails_with_one_sentence(invoice_db, smtp_server_without_sender, recipients, monkeypatch):
+    from include.notification.mail import MailSetupError, send_mail
+
+    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_MAIL_FROM", "")
+
+    with pytest.raises(MailSetupError) as error:
+        send_mail("smtp_default", to=recipients, subject="s", text="t", html="<p>t</p>")
+
+    assert str(error.value) == (
+        "No sender: set from_email in the extra of the Airflow connection smtp_default, "
+        "or [smtp] smtp_mail_from in the Airflow configuration."
+    )
+    assert smtp_server_without_sender.envelopes == []
+
+
 def test_dag_run_without_recipients_fails_without_retrying(
     airflow_db, invoice_db, smtp_server, notification_dag, monkeypatch
 ):
