@@ -94,15 +94,12 @@ def download(invoice_id: str) -> Iterator[dict]:
 
 def run_floor(invoice_id: str, db_url: str) -> dict:
     """Import the invoice the minimal way into ``FLOOR_TABLE``; returns line count and exact sum."""
-    from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
-    from include.sql.schema import create_schema
+    from include.sql.migrate import upgrade
 
     url = make_url(db_url)
-    engine = create_engine(url)
-    create_schema(engine)  # the floor's table is shaped like provider_invoice_line
-    engine.dispose()
+    upgrade(db_url)  # the floor's table is shaped like provider_invoice_line
     totals: list = []
     rows = _rows(invoice_id, download(invoice_id), totals)
     if url.get_backend_name() == "sqlite":

@@ -143,6 +143,9 @@ class _Database:
             }
             auth = params["user"] + (f":{params['password']}" if params["password"] else "")
             self.url = f"postgresql+psycopg://{auth}@{params['host']}:{params['port']}/{PG_DATABASE}"
+        from include.sql.migrate import upgrade
+
+        upgrade(self.url)
 
     def verify(self, invoice_id: str) -> tuple[str, int, Decimal, Decimal]:
         """``(status, line_count, detail_total, sum of loaded lines)`` read back in SQL."""

@@ -52,6 +52,12 @@ class Demo:
         with log.open("w") as out:
             subprocess.run([sys.executable, "-m", "airflow", *args], env=env, stdout=out, stderr=subprocess.STDOUT)
 
+    def migrate_invoice_db(self) -> None:
+        """``python -m include.sql.migrate`` on the demo's invoice database, as a deployment runs it."""
+        subprocess.run(
+            [sys.executable, "-m", "include.sql.migrate"], env=self.env, check=True, stdout=subprocess.DEVNULL
+        )
+
     def dag_test(self, dag_id: str, conf: dict | None = None, settings: dict | None = None) -> None:
         self.airflow("dags", "test", dag_id, *(["--conf", json.dumps(conf)] if conf else []), settings=settings)
 
@@ -102,6 +108,7 @@ def main() -> int:
     demo = Demo(home)
     print(f"Provider invoice sync demo (Airflow home {home})")
     demo.airflow("db", "migrate")
+    demo.migrate_invoice_db()
     write_demo_data(demo.root / "sandbox-data")
     with SandboxServer(demo.root / "sandbox-data") as sandbox, MailCatcher(demo.root / "mail") as mail:
         demo.env.update(sandbox.env())

@@ -83,6 +83,7 @@ def main() -> int:
             ),
         }
         print(f"Provider sandbox on {sandbox.url}; mails land in {home / 'mail'}", flush=True)
+        subprocess.run([sys.executable, "-m", "include.sql.migrate"], env=env, check=True)
         print(f"LocalExecutor with parallelism {env['AIRFLOW__CORE__PARALLELISM']}; stop with Ctrl-C", flush=True)
         process = subprocess.Popen([sys.executable, "-m", "airflow", "standalone"], env=env, start_new_session=True)
         try:

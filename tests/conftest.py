@@ -97,24 +97,40 @@ def _connection_json(backend: str, tmp_path: Path) -> dict:
     }
 
 
+def reset_database(url: str) -> None:
+    """Drop every table of the invoice database at ``url`` (stages and schema revision included)."""
+    from sqlalchemy import MetaData, create_engine
+
+    from include.sql.stage import drop_stage_table, open_stages
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:  # a stage first, with the checksum view that may depend on it
+            for name in open_stages(engine):
+                drop_stage_table(conn, name)
+        everything = MetaData()
+        everything.reflect(engine)
+        everything.drop_all(engine)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def invoice_db(request, tmp_path, monkeypatch):
-    """The ``invoice_db`` connection on each backend, with empty tables; yields the InvoiceStore."""
+    """The ``invoice_db`` connection on each backend, migrated to the current schema; yields the InvoiceStore."""
     import json
 
     if request.param == "postgres":
         request.getfixturevalue("postgres_available")
     monkeypatch.setenv("AIRFLOW_CONN_INVOICE_DB", json.dumps(_connection_json(request.param, tmp_path)))
-    from include.sql.schema import create_schema, metadata
-    from include.sql.stage import drop_stage_table, open_stages
+    from include.sql.migrate import upgrade
+    from include.sql.stage import open_stages
     from plugins.hooks.invoice_db import InvoiceDbHook
 
+    url = InvoiceDbHook().get_url().render_as_string(hide_password=False)
+    reset_database(url)
+    upgrade(url)
     store = InvoiceDbHook().get_store()
-    metadata.drop_all(store.engine)
-    with store.engine.begin() as conn:  # and the stages earlier tests left open
-        for name in open_stages(store.engine):
-            drop_stage_table(conn, name)
-    create_schema(store.engine)
     yield store
     left = open_stages(store.engine)
     store.engine.dispose()

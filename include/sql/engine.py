@@ -1,4 +1,4 @@
-"""One SQLAlchemy engine per invoice-database URL and process, with the schema in place.
+"""One SQLAlchemy engine per invoice-database URL and process, on a database whose schema is current.
 
 Free of Airflow imports: :class:`plugins.hooks.invoice_db.InvoiceDbHook` turns the connection into a
 URL, and the staging worker processes of :mod:`include.staging` open the same database from that URL.
@@ -12,12 +12,15 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
-from include.sql.schema import create_schema
+from include.sql.migrate import require_current
 
 
 @functools.cache
 def engine_for(url: str) -> Engine:
-    """The engine of ``url`` (password included), the schema created (idempotently) on first use."""
+    """The engine of ``url`` (password included); fails naming the migrate command if the schema is behind.
+
+    Tasks never create or alter tables: ``python -m include.sql.migrate`` does, once per deployment.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -26,7 +29,11 @@ def engine_for(url: str) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
-    create_schema(engine)
+    try:
+        require_current(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 

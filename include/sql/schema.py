@@ -1,5 +1,8 @@
 """The invoice database: four contract tables (DESIGN.md) plus one table per staged fetch, on SQLite and PostgreSQL.
 
+This module describes the current schema; :mod:`include.sql.migrations` builds it. Change both together:
+a new column or table comes with an Alembic revision (``tests/sql/test_migrations.py`` compares them).
+
 Money columns use :class:`Money`: ``NUMERIC(24, 6)`` on PostgreSQL and integer micros on SQLite,
 where ``NUMERIC`` would be stored as a binary float. Either way SQL ``SUM`` over a Money column is
 exact and SQLAlchemy hands back ``Decimal``.
@@ -25,7 +28,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
 from include.model import MONEY_DIGITS, MONEY_SCALE, InvalidProviderData, from_micros, parse_money, to_micros
@@ -204,11 +206,6 @@ def check_text_lengths(table: Table, values: dict, what: str) -> None:
             raise InvalidProviderData(
                 f"The {column} of {what} has {len(value)} characters; the database holds at most {limit}."
             )
-
-
-def create_schema(engine: Engine) -> None:
-    """Create every table and index that does not exist yet (idempotent)."""
-    metadata.create_all(engine, checkfirst=True)
 
 
 STAGE_TABLE_PREFIX = "invoice_line_stage_"

@@ -363,7 +363,7 @@ def test_init_migrates_creates_the_invoice_schema_and_an_admin(services):
     init = services["airflow-init"]
     script = command_text(init)
     assert "airflow db migrate" in script
-    assert 'python -c "from plugins.hooks.invoice_db import InvoiceDbHook; InvoiceDbHook().get_engine()"' in script
+    assert "\npython -m include.sql.migrate\n" in script  # the invoice database's Alembic revisions
     environment = init["environment"]
     assert environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin"
     assert environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"].startswith("/opt/airflow/auth/")
