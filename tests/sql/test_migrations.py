@@ -15,7 +15,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, insert, inspect
 
-from include.providers.microsoft.demo import MICROSOFT_DEMO
+from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from include.sql import migrate
 from include.sql.schema import metadata
 from include.sql.store import AttemptKey, InvoiceStateError
