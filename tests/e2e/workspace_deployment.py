@@ -22,7 +22,7 @@ DEACTIVATE = "provider_invoice_deactivate"
 @pytest.fixture(scope="module")
 def workspace_airflow(tmp_path_factory, demo_sandbox):
     """``(deployment, admin api, invoice store)`` after one scheduled Microsoft sync of the demo data."""
-    from include.sql.schema import create_schema
+    from include.sql.migrate import upgrade
     from plugins.hooks.invoice_db import InvoiceDbHook
 
     backend = "postgres" if postgres_reachable() else "sqlite"
@@ -37,8 +37,8 @@ def workspace_airflow(tmp_path_factory, demo_sandbox):
         patch.setenv("AIRFLOW_CONN_INVOICE_DB", json.dumps(conn))
         for name, value in demo_sandbox.env().items():
             patch.setenv(name, value)
+        upgrade(InvoiceDbHook().get_url().render_as_string(hide_password=False))
         store = InvoiceDbHook().get_store()
-        create_schema(store.engine)
         home = tmp_path_factory.mktemp("workspace-airflow-home")
         try:
             with AirflowDeployment(home, dict(os.environ), use_postgres=backend == "postgres") as airflow:
