@@ -192,6 +192,13 @@ class LineStage:
             usage_last_charge_end=max(usage_ends, default=None),
         )
 
+    def charge_period(self) -> tuple[date | None, date | None]:
+        """The earliest charge start and the latest charge end of the staged lines (None when no line has one)."""
+        t = self.table
+        with self.engine.connect() as conn:
+            start, end = conn.execute(select(func.min(t.c.charge_start_date), func.max(t.c.charge_end_date))).one()
+        return tuple(date.fromisoformat(day) if isinstance(day, str) else day for day in (start, end))
+
     @contextmanager
     def amounts_view(self, *, header_tax_micros: int = 0, currency_code: str = "") -> Iterator[str]:
         """The name of a view of the staged lines as ``line_no, category, currency_code, amount_micros``,

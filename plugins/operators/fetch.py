@@ -12,6 +12,24 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+def _with_period_from_lines(store, stage_id: str, header):
+    """A header that states no billing period gets the one its lines cover (charge start to charge end).
+
+    Some documented Partner Center invoices carry no ``billingPeriodStartDate``/``EndDate``; without a
+    period the sibling-invoice diagnosis and the usage escalation day have nothing to work from.
+    """
+    if header.billing_period_start is not None and header.billing_period_end is not None:
+        return header
+    import dataclasses
+
+    start, end = store.stage(stage_id).charge_period()
+    return dataclasses.replace(
+        header,
+        billing_period_start=header.billing_period_start or start,
+        billing_period_end=header.billing_period_end or end,
+    )
+
+
 class FetchInvoiceOperator(InvoiceOperator):
     """Fetch the header and every line page of one invoice; XCom carries only the stage key and header.
 
@@ -72,6 +90,7 @@ class FetchInvoiceOperator(InvoiceOperator):
                     parallel_from_lines=settings.stage_parallel_from_lines,
                 )
                 store.stage(stage_id).check_text(self.invoice_id)
+                header = attempt.header = _with_period_from_lines(store, stage_id, header)
             except InvalidProviderData as err:
                 message = f"{spec.display_name} sent unusable data for invoice {self.invoice_id}: {err}"
                 raise InvalidProviderData(message) from None

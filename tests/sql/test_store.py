@@ -125,3 +125,24 @@ def test_amounts_finer_than_six_places_are_refused_not_rounded(invoice_db):
     with pytest.raises(InvalidProviderData, match="more than 6 decimal places"):
         invoice_db.stage("s1").fill(_lines([Decimal("0.1234567")]))
     assert open_stages(invoice_db.engine) == []  # the refused stage is dropped, not left empty
+
+
+def test_a_header_without_period_takes_the_one_its_staged_lines_cover(invoice_db):
+    from datetime import date
+
+    from plugins.operators.fetch import _with_period_from_lines
+
+    lines = [
+        line._replace(charge_start_date=date(2026, 1, day), charge_end_date=date(2026, 1, day + 20))
+        for line, day in zip(_lines(AMOUNTS[:3]), (3, 1, 11), strict=True)
+    ]
+    invoice_db.stage("p1").fill(lines)
+    header = _with_period_from_lines(invoice_db, "p1", _header())
+    assert (header.billing_period_start, header.billing_period_end) == (date(2026, 1, 1), date(2026, 1, 31))
+    import dataclasses
+
+    stated = dataclasses.replace(
+        _header(), billing_period_start=date(2025, 12, 1), billing_period_end=date(2025, 12, 31)
+    )
+    assert _with_period_from_lines(invoice_db, "p1", stated) is stated
+    invoice_db.stage("p1").drop()

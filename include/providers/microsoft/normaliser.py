@@ -5,9 +5,16 @@ Lines arrive as ``(source, raw)`` from :class:`plugins.hooks.partner_center.Part
 the PascalCase v2 export blobs and the camelCase v1 pages read alike.
 
 The whole field mapping is the tables below: ``FAMILIES`` (amount and category per billing
-provider), ``LINE_FIELDS`` (canonical field <- provider keys, first present wins), ``EXTRA_FIELDS``
-and ``DOCUMENT_TYPES``. Amounts are the tax-inclusive line totals, the ones that add up to the
-header's ``totalCharges``.
+provider), ``LINE_FIELDS`` (canonical field <- provider keys, first present wins), ``EXTRA_FIELDS``,
+``CATEGORY_RULES`` (how a one-time line's category is decided, first rule that holds wins) and
+``DOCUMENT_TYPES``. Amounts are the tax-inclusive line totals, the ones that add up to the header's
+``totalCharges``.
+
+The category rules were checked against Microsoft's documented sample responses (see
+``tests/providers/test_microsoft_samples.py``, which names the source of each shape): a
+``reservationOrderId`` is filled on Microsoft 365 and Power BI seat lines too, so it alone does not make
+a reservation; older lines name the publisher ``providerName``; a ``meterDescription`` appears on seat,
+reservation and third-party lines; and a refund ("Cancel", which is what "Refund" maps to) is negative.
 """
 
 from __future__ import annotations
@@ -35,9 +42,11 @@ PROVIDER = "microsoft"
 class Family(NamedTuple):
     amount_key: str
     category: str | None
-    """None: decided per line by :func:`_one_time_category`."""
+    """None: decided per line by ``CATEGORY_RULES``; otherwise this, or ``credit`` for a refund."""
     declares: str
     """The category an ``invoiceDetails`` entry of this billing provider declares."""
+    refunds: bool = False
+    """Whether a refund line of this fixed-category provider is a ``credit`` (legacy licence refunds are)."""
 
     @property
     def amount_lookup(self) -> str:
@@ -45,7 +54,7 @@ class Family(NamedTuple):
 
 
 FAMILIES = {
-    "office": Family("totalForCustomer", "licence", "licence"),  # legacy LicenseBasedLineItem
+    "office": Family("totalForCustomer", "licence", "licence", refunds=True),  # legacy LicenseBasedLineItem
     "azure": Family("postTaxTotal", "usage", "usage"),  # legacy UsageBasedLineItem (145P)
     "one_time": Family("totalForCustomer", None, "one_time"),  # new commerce, v1 or v2 export
     "marketplace": Family("totalForCustomer", None, "marketplace"),  # legacy marketplace provider
@@ -63,15 +72,35 @@ LINE_FIELDS = {
 }
 CURRENCY_KEYS = ("currency", "billingcurrency", "currencycode")
 EXTRA_FIELDS = {
-    "order_id": "orderid",
-    "reference_id": "referenceid",
-    "reservation_order_id": "reservationorderid",
-    "credit_reason_code": "creditreasoncode",
-    "publisher_name": "publishername",
-    "quantity": "quantity",
-    "unit_price": "unitprice",
+    "order_id": ("orderid",),
+    "reference_id": ("referenceid",),
+    "reservation_order_id": ("reservationorderid",),
+    "credit_reason_code": ("creditreasoncode",),
+    "publisher_name": ("publishername", "providername"),
+    "quantity": ("quantity",),
+    "unit_price": ("unitprice",),
 }
-"""Provider ids kept in ``InvoiceLine.extra`` (as strings) for reconciliation by hand."""
+"""Provider ids kept in ``InvoiceLine.extra`` (as strings) for reconciliation by hand; older one-time
+lines name the publisher ``providerName``."""
+
+REFUND_CHARGE_TYPES = frozenset({"cancel", "refund"})
+"""Microsoft maps the charge type Refund to Cancel; with a negative amount such a line gives money back."""
+SEAT_PRODUCT_PREFIX = "CFQ7TTC0"
+"""Product ids of Microsoft's seat-based new-commerce products (Microsoft 365, Power BI, Dynamics...)."""
+AZURE_PLAN = "azure plan"
+CATEGORY_RULES = (
+    ("marketplace", "the publisher (publisherName, or providerName on older lines) is not Microsoft"),
+    ("credit", "a refund: charge type Cancel or Refund and a negative amount"),
+    ("credit", "a creditReasonCode, or the charge type customerCredit"),
+    ("reserved_instance", "an Azure reservation product (its name says 'Reserved' or 'reservation')"),
+    ("licence", f"a seat-based product (product id {SEAT_PRODUCT_PREFIX}...) or a '... commitment' term"),
+    ("reserved_instance", "a reservationOrderId on a line that is no seat licence"),
+    ("usage", "a meter (meterDescription) or an Azure plan subscription"),
+    ("one_time", "anything else"),
+)
+"""How a one-time (or legacy marketplace) line's category is decided: the first rule that holds wins.
+Implemented by :func:`_category`, in this order; the order matters (a third-party refund is marketplace,
+a seat line with a reservationOrderId or a meter is a licence)."""
 
 DOCUMENT_TYPES = {
     "": "invoice",
@@ -161,14 +190,14 @@ _AMOUNT_LOOKUPS = {family.amount_key: f"amount:{family.amount_key}" for family i
 _LOOKUPS = {
     **LINE_FIELDS,
     "currency": CURRENCY_KEYS,
-    **{f"extra:{name}": (key,) for name, key in EXTRA_FIELDS.items()},
+    **{f"extra:{name}": keys for name, keys in EXTRA_FIELDS.items()},
     "meter": ("meterdescription", "meterid"),
     "subscription_description": ("subscriptiondescription",),
     "term": ("termandbillingcycle",),
 }
 """Every text lookup a line needs, as lower-case provider keys (first present wins). The category rules
-also read ``reservationorderid``, ``publishername``, ``creditreasoncode`` and ``chargetype``, which are
-the ``extra:`` and ``charge_type`` lookups already."""
+also read the reservation order, publisher, credit reason, charge type, product id and description,
+which are lookups here already."""
 _NAMES = (
     *("customer_id", "customer_name", "subscription_id", "product_id", "sku_id", "charge_type"),
     *("charge_start_date", "charge_end_date", "description", "currency"),
@@ -252,7 +281,12 @@ def _cached_date(value: str):
     return parse_date(value)
 
 
+def _is_refund(charge_type: str | None, amount: Decimal) -> bool:
+    return amount < 0 and (charge_type or "").lower() in REFUND_CHARGE_TYPES
+
+
 def _category(
+    amount: Decimal,
     reservation_order: str | None,
     publisher: str | None,
     credit_reason: str | None,
@@ -260,19 +294,25 @@ def _category(
     meter: str | None,
     subscription_description: str | None,
     term: str | None,
+    product_id: str | None,
+    product_name: str | None,
 ) -> str:
-    """Category of a new-commerce line from its non-blank texts (None: absent or blank); the order matters
-    (an RI credit is an RI, a third-party credit is marketplace)."""
-    if reservation_order:
-        return "reserved_instance"
+    """``CATEGORY_RULES`` applied to a line's non-blank texts (None: absent or blank), in their order."""
     if not _is_microsoft(publisher):
         return "marketplace"
+    if _is_refund(charge_type, amount):
+        return "credit"
     if credit_reason or (charge_type or "").lower() == "customercredit":
         return "credit"
-    if meter or "azure plan" in (subscription_description or "").lower():
-        return "usage"
-    if "commitment" in (term or "").lower():
+    name = (product_name or "").lower()
+    if name.startswith("reserved") or "reservation" in name:
+        return "reserved_instance"
+    if (product_id or "").upper().startswith(SEAT_PRODUCT_PREFIX) or "commitment" in (term or "").lower():
         return "licence"
+    if reservation_order:
+        return "reserved_instance"
+    if meter or AZURE_PLAN in (subscription_description or "").lower():
+        return "usage"
     return "one_time"
 
 
@@ -313,12 +353,24 @@ def normalize_line(header: InvoiceHeader, line_no: int, source: str, raw: dict) 
     amount = raw.get(amount_key) if amount_key is not None else None
     if type(amount) is not Decimal or not amount.is_finite():  # noqa: E721  (exactly what the JSON parser makes)
         amount = parse_money(amount, field_name=f"{family.amount_key} of line {line_no} of invoice {header.invoice_id}")
+    if family.category is None:
+        category = _category(
+            amount,
+            reservation_order_id,
+            publisher_name,
+            credit_reason_code,
+            charge_type,
+            meter,
+            subscription_description,
+            term,
+            product_id,
+            description,
+        )
+    else:
+        category = "credit" if family.refunds and _is_refund(charge_type, amount) else family.category
     return InvoiceLine(
         line_no,
-        family.category
-        or _category(
-            reservation_order_id, publisher_name, credit_reason_code, charge_type, meter, subscription_description, term
-        ),
+        category,
         amount,
         currency or header.currency_code,
         customer_id,
