@@ -10,6 +10,9 @@ seat removals negative), which makes the header total exact without a single Dec
 Layout of one cached invoice (``<cache>/<lines>/``)::
 
     microsoft/<invoice_id>/invoice.json    # what the sandbox serves for GET /invoices/<id>
+    microsoft/<invoice_id>/one_time_usage_line_items.jsonl
+                                            # billed daily-rated usage: one day per Azure plan usage line,
+                                            # adding up to its subtotal, so the usage checksum passes
     blobs/part_000001.json.gz ...           # gzip JSON lines, ``BLOB_LINES`` per blob
     meta.json                               # invoice id, line count, exact header total, blob names
 """
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-DATA_VERSION = 1
+DATA_VERSION = 2
 """Bump whenever the generated data changes, so cached copies are regenerated."""
 SEED = 20260301
 BLOB_LINES = 50_000
@@ -66,6 +69,18 @@ _TEMPLATE = (
 )
 
 
+_USAGE_TEMPLATE = (
+    '{"partnerId":"' + PARTNER_ID + '","customerId":"%(cid)s","customerName":"%(cname)s",'
+    '"invoiceNumber":"%(invoice)s","productId":"%(pid)s","skuId":"%(sku)s","productName":"%(pname)s",'
+    '"subscriptionId":"9d7d1f3d-aaaa-4bbb-8ccc-%(sub)012x","usageDate":"' + PERIOD_END + 'T00:00:00Z",'
+    '"meterId":"%(pid)s-%(sku)s","meterName":"%(meter)s","meterCategory":"%(pname)s","chargeType":"new",'
+    '"unitPrice":%(subtotal)s,"quantity":1,"billingPreTaxTotal":%(subtotal)s,"billingCurrency":"EUR",'
+    '"invoiceLineItemType":"usage_line_items","billingProvider":"one_time",'
+    '"attributes":{"objectType":"DailyRatedUsageLineItem"}}\n'
+)
+"""The billed daily-rated usage of an Azure plan usage line (one day for its whole subtotal)."""
+
+
 @dataclass(frozen=True)
 class BenchInvoice:
     root: Path
@@ -96,7 +111,7 @@ def _tax(subtotal_cents: int) -> int:
     return sign * ((abs(subtotal_cents) * 19 + 50) // 100)
 
 
-def _line(rng: random.Random, invoice_id: str) -> tuple[str, int]:
+def _line(rng: random.Random, invoice_id: str) -> tuple[str, int, str | None]:
     """One export line and its ``TotalForCustomer`` in 1/10,000 units."""
     cid, cname, domain = CUSTOMERS[rng.randrange(len(CUSTOMERS))]
     pid, sku, pname, price = PRODUCTS[rng.randrange(len(PRODUCTS))]
@@ -123,7 +138,7 @@ def _line(rng: random.Random, invoice_id: str) -> tuple[str, int]:
         values |= {"sdesc": "Azure plan", "meter": meter, "term": ""}
         values |= {"pid": pid, "sku": sku, "pname": pname, "qty": 1}
         values |= {"unit": _money(total), "subtotal": _money(total), "tax": "0.0000", "total": _money(total)}
-        return _TEMPLATE % (values | {"pid8": pid[:8]}), total
+        return _TEMPLATE % (values | {"pid8": pid[:8]}), total, _USAGE_TEMPLATE % values
     subtotal = price * qty
     if roll < 0.22:
         subtotal = -rng.randint(500, 20_000)
@@ -148,7 +163,7 @@ def _line(rng: random.Random, invoice_id: str) -> tuple[str, int]:
         "tax": _money(_tax(subtotal) * 100),
         "total": _money(total_cents * 100),
     }
-    return _TEMPLATE % values, total_cents * 100
+    return _TEMPLATE % values, total_cents * 100, None
 
 
 def invoice_id_for(lines: int) -> str:
@@ -191,14 +206,16 @@ def generate(lines: int, cache_dir: str | Path, *, blob_lines: int = BLOB_LINES)
     tmp = root.with_name(root.name + f".tmp{os.getpid()}")
     (tmp / "blobs").mkdir(parents=True, exist_ok=True)
     rng = random.Random(SEED + lines)
-    total_units, blobs, written = 0, [], 0
+    total_units, blobs, written, usage = 0, [], 0, []
     while written < lines:
         count = min(blob_lines, lines - written)
         chunk = []
         for _ in range(count):
-            text, units = _line(rng, invoice_id)
+            text, units, daily = _line(rng, invoice_id)
             chunk.append(text)
             total_units += units
+            if daily:
+                usage.append(daily)
         name = f"part_{len(blobs) + 1:06d}.json.gz"
         # Level 6 is gzip's default and what a provider's blob store serves.
         (tmp / "blobs" / name).write_bytes(gzip.compress("".join(chunk).encode(), compresslevel=6, mtime=0))
@@ -208,6 +225,7 @@ def generate(lines: int, cache_dir: str | Path, *, blob_lines: int = BLOB_LINES)
     invoice_dir = tmp / "microsoft" / invoice_id
     invoice_dir.mkdir(parents=True, exist_ok=True)
     (invoice_dir / "invoice.json").write_text(_invoice_json(invoice_id, header_total), encoding="utf-8")
+    (invoice_dir / "one_time_usage_line_items.jsonl").write_text("".join(usage), encoding="utf-8")
     meta = {"invoice_id": invoice_id, "lines": lines, "header_total": header_total, "blobs": blobs}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     if root.exists():  # a concurrent generator won

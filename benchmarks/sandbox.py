@@ -44,10 +44,10 @@ def _install() -> None:
         return
     original = sandbox_microsoft._build_manifest
 
-    def build_manifest(request, invoice_id: str) -> str:
+    def build_manifest(request, invoice_id: str, export: str = "reconciliation") -> str:
         bench = _INVOICES.get(invoice_id.split("-", 1)[-1])
-        if bench is None:
-            return original(request, invoice_id)
+        if bench is None or export != "reconciliation":
+            return original(request, invoice_id, export)
         manifest_id = str(uuid.uuid4())
         signature = secrets.token_hex(16)
         request.server.state(sandbox_microsoft.__name__).setdefault("manifests", {})[manifest_id] = {

@@ -103,6 +103,64 @@ def show_variant(demo: Demo, provider: str, display_name: str, variant) -> None:
         )
 
 
+def show_usage_checksum(demo: Demo, data_dir: Path) -> None:
+    """The usage checksum's outcome per invoice with Azure usage; then Microsoft publishes the rest of the partial
+    set and the next daily run activates that invoice by itself."""
+    from include.providers.microsoft.demo import USAGE_LINE_TYPE, partial_usage_invoice, write_microsoft_invoice
+    from include.sql.usage import mismatches, usage_lines
+
+    print("\n2. Azure usage checksum (billed daily-rated usage against the reconciliation lines):")
+    store = demo.store()
+    from include.settings import ProviderSettings
+
+    tolerance = ProviderSettings().usage_mismatch_tolerance  # a header check that fails skips the usage check
+    for invoice_id, expected in MICROSOFT_DEMO.items():
+        if expected.usage_difference is None or abs(expected.difference) > tolerance:
+            continue
+        invoice = store.get_invoice("microsoft", invoice_id) or {}
+        usage = json.loads(store.attempts("microsoft", invoice_id)[-1]["diagnostics"] or "{}").get("usage") or {}
+        difference = Decimal(usage["difference"]) if usage.get("difference") is not None else None
+        ok = invoice.get("status") == expected.status and difference == expected.usage_difference
+        if not ok:
+            demo.problems.append(
+                f"microsoft {invoice_id}: usage difference {difference}, expected {expected.usage_difference}"
+            )
+        loaded = len(usage_lines(store.engine, "microsoft", invoice_id))
+        reconciliation, daily = (
+            Decimal(usage.get(key) or 0) for key in ("reconciliation_pre_tax", "daily_rated_pre_tax")
+        )
+        print(
+            f"  - {invoice_id} {invoice.get('status')}: reconciliation {money(reconciliation)}"
+            f" - daily-rated {money(daily)} = {money(difference)} EUR;"
+            f" {loaded} daily-rated lines loaded  {'ok' if ok else 'UNEXPECTED'}"
+        )
+    partial, full = partial_usage_invoice()
+    invoice_id = partial.invoice["id"]
+    rows = mismatches(store.engine, "microsoft", invoice_id)
+    usage = json.loads(store.attempts("microsoft", invoice_id)[-1]["diagnostics"] or "{}").get("usage") or {}
+    if rows:
+        top = rows[0]
+        print(
+            f"    top subscription {top['subscription_id']}: difference {top['difference']}, daily-rated usage "
+            f"stops at {top['last_usage_date']}; mismatch CSV: {usage.get('csv')}"
+        )
+    else:
+        demo.problems.append(f"microsoft {invoice_id}: no usage mismatch rows")
+    sets = {
+        **{k: v for k, v in partial.line_sets.items() if k[1] != USAGE_LINE_TYPE},
+        ("one_time", USAGE_LINE_TYPE): full,
+    }
+    write_microsoft_invoice(data_dir, partial.invoice, sets)
+    demo.dag_test("provider_invoice_sync_microsoft")
+    loaded = len(usage_lines(store.engine, "microsoft", invoice_id))
+    print(
+        f"  - Microsoft publishes the rest; the next daily run: {invoice_id} "
+        f"{demo.check('microsoft', invoice_id, 'active')}, {loaded} of {len(full)} daily-rated lines loaded"
+    )
+    if loaded != len(full):
+        demo.problems.append(f"microsoft {invoice_id}: {loaded} daily-rated lines loaded, expected {len(full)}")
+
+
 def main() -> int:
     home = Path(os.environ.get("AIRFLOW_HOME", ".airflow")).resolve()
     demo = Demo(home)
@@ -118,8 +176,9 @@ def main() -> int:
         for provider in EXPECTED:
             demo.dag_test(f"provider_invoice_sync_{provider}")
         print_invoices(demo, f"1. Daily syncs ({', '.join(f'provider_invoice_sync_{p}' for p in EXPECTED)}):")
+        show_usage_checksum(demo, demo.root / "sandbox-data")
 
-        print("\n2. What a billing team does next:")
+        print("\n3. What a billing team does next:")
         for provider, spec in PROVIDERS.items():
             for variant in spec.demo().VARIANTS:
                 show_variant(demo, provider, spec.display_name, variant)
@@ -158,7 +217,7 @@ def main() -> int:
         )
 
         demo.dag_test("provider_invoice_daily_notification")
-        print("\n3. Daily notification (provider_invoice_daily_notification):")
+        print("\n4. Daily notification (provider_invoice_daily_notification):")
         if mail.messages:
             print(f"  - to {', '.join(mail.messages[-1].envelope_to)}: {mail.messages[-1].subject}")
             print(f"  - read it: {sorted((demo.root / 'mail').glob('*.eml'))[-1]}")

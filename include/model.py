@@ -46,13 +46,17 @@ MONEY_DIGITS = 24
 MAX_INTEGER_DIGITS = MONEY_DIGITS - MONEY_SCALE
 
 
-def parse_money(value: object, *, field_name: str = "amount") -> Decimal:
+def parse_money(
+    value: object, *, field_name: str = "amount", scale: int = MONEY_SCALE, integer_digits: int | None = None
+) -> Decimal:
     """Parse a provider amount exactly, or refuse it with one sentence: the one money parser.
 
-    JSON numbers must already be ``Decimal`` (never float). Anything finer than ``MONEY_SCALE``
-    decimals (trailing zeros aside) or with more integer digits than the money column holds is refused
-    here, the same way on every database, instead of being rounded by NUMERIC or overflowing it later.
+    JSON numbers must already be ``Decimal`` (never float). Anything finer than ``scale`` decimals
+    (trailing zeros aside) or with more integer digits than the money column holds is refused here, the
+    same way on every database, instead of being rounded by NUMERIC or overflowing it later. Daily-rated
+    usage (:mod:`include.daily_usage`) passes its own ``scale`` and ``integer_digits``.
     """
+    integer_digits = MAX_INTEGER_DIGITS if integer_digits is None else integer_digits
     if isinstance(value, bool) or value is None:
         raise InvalidProviderData(f"{field_name} is {_shown(value)}, expected a number.")
     if isinstance(value, float):
@@ -64,14 +68,14 @@ def parse_money(value: object, *, field_name: str = "amount") -> Decimal:
     if not amount.is_finite():
         raise InvalidProviderData(f"{field_name} {_shown(value)} is not a finite number.")
     _, digits, exponent = amount.as_tuple()
-    if exponent < -MONEY_SCALE and any(digits[exponent + MONEY_SCALE :]):
+    if exponent < -scale and any(digits[exponent + scale :]):
         raise InvalidProviderData(
-            f"{field_name} {_shown(amount)} has more than {MONEY_SCALE} decimal places; amounts are kept to "
-            f"{MONEY_SCALE} places and are never rounded."
+            f"{field_name} {_shown(amount)} has more than {scale} decimal places; amounts are kept to "
+            f"{scale} places and are never rounded."
         )
-    if len(digits) + exponent > MAX_INTEGER_DIGITS and amount != 0:
+    if len(digits) + exponent > integer_digits and amount != 0:
         raise InvalidProviderData(
-            f"{field_name} {_shown(amount)} has more than {MAX_INTEGER_DIGITS} digits before the decimal point, "
+            f"{field_name} {_shown(amount)} has more than {integer_digits} digits before the decimal point, "
             "more than the money columns hold."
         )
     return amount
@@ -192,6 +196,9 @@ class InvoiceLine(NamedTuple):
     description: str | None = None
     source: str | None = None
     """Where the line came from on the provider side, e.g. ``office/billing_line_items``."""
+    pre_tax_amount: Decimal | None = None
+    """The line before tax (Microsoft ``subtotal``/``pretaxCharges``), where the provider states it: the usage
+    checksum compares Azure usage pre-tax, since daily-rated usage carries no tax."""
     extra: Mapping[str, str] = MappingProxyType({})
     """Provider ids kept for reconciliation by hand (not staged)."""
 

@@ -18,6 +18,10 @@ misspelt ``"microsfot"``) is refused rather than silently ignored. Keys and defa
   ``[celery] worker_concurrency``): how many processes parse and stage a large JSON-lines export on
   PostgreSQL (:func:`include.staging.default_processes`); 1 keeps it in the task's own process.
 - ``stage_parallel_from_lines`` (integer >= 1, default 20000): the size from which an export is large.
+- ``usage_escalation_day`` (whole number 1-31, default 11): from this day of the month after the billing
+  period, a failing usage checksum (daily-rated usage against the reconciliation lines) needs attention in
+  the daily mail and fires the optional alert; before it, it is retried by the next scheduled run. In a
+  shorter month the last day stands in for a later one.
 """
 
 from __future__ import annotations
@@ -32,7 +36,14 @@ TAX_MODES = ("lines", "header")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_TOLERANCE = Decimal(1_000_000)
 """A tolerance above this would let any plausible invoice pass: a typo, not a setting."""
-_KEYS = ("usage_mismatch_tolerance", "active_currencies", "tax", "stage_processes", "stage_parallel_from_lines")
+_KEYS = (
+    "usage_mismatch_tolerance",
+    "active_currencies",
+    "tax",
+    "stage_processes",
+    "stage_parallel_from_lines",
+    "usage_escalation_day",
+)
 
 
 class InvalidSettings(ValueError):
@@ -48,6 +59,7 @@ class ProviderSettings:
     stage_processes: int | None = None
     """``None`` means :func:`include.staging.default_processes`."""
     stage_parallel_from_lines: int = 20_000
+    usage_escalation_day: int = 11
 
     def currency_is_active(self, currency_code: str) -> bool:
         return self.active_currencies is None or currency_code.upper() in self.active_currencies
@@ -106,6 +118,11 @@ def _section(section: object, where: str) -> ProviderSettings:
             if isinstance(number, bool) or not isinstance(number, int) or number < 1:
                 raise InvalidSettings(f"{where}.{key} must be a whole number of 1 or more, got {number!r}.")
             values[key] = number
+    if "usage_escalation_day" in section:
+        day = section["usage_escalation_day"]
+        if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 31:
+            raise InvalidSettings(f"{where}.usage_escalation_day must be a day of the month (1 to 31), got {day!r}.")
+        values["usage_escalation_day"] = day
     return ProviderSettings(**values)
 
 

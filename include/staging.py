@@ -105,6 +105,23 @@ def stage_invoice(
     return store.stage(job.stage_id).fill(lines)
 
 
+def stage_usage(
+    store: InvoiceStore, job: StageJob, hook: Any, raw_invoice: dict, usage_normaliser_path: str
+) -> int | None:
+    """Stage the invoice's billed daily-rated usage beside its lines; ``None`` when it has no such usage.
+
+    Done in this process: daily-rated usage is a fraction of a large invoice's lines, and its sums decide
+    only the usage checksum. On a failure the fetch drops what it staged, lines included.
+    """
+    from include.sql.usage import stage_usage as stage_usage_lines
+
+    items = hook.iter_usage_items(raw_invoice)
+    if items is None:
+        return None
+    lines = importlib.import_module(usage_normaliser_path).normalize_usage_lines(job.header, items)
+    return stage_usage_lines(store.engine, job.stage_id, lines)
+
+
 def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBatch], Iterator[LineBatch]]:
     """The first batches holding ``lines`` lines (or all of them), and the rest."""
     first, seen = [], 0

@@ -14,6 +14,11 @@ def test_missing_keys_take_the_documented_defaults():
     assert parse_settings('{"synnex": {"tax": "header"}}', "microsoft") == ProviderSettings()
 
 
+def test_usage_escalation_day_defaults_to_11_and_is_read():
+    assert ProviderSettings().usage_escalation_day == 11
+    assert parse_settings('{"microsoft": {"usage_escalation_day": 20}}', "microsoft").usage_escalation_day == 20
+
+
 def test_values_are_read_exactly():
     settings = parse_settings(
         '{"microsoft": {"usage_mismatch_tolerance": 0.1, "active_currencies": ["eur", "USD"], "tax": "header"}}',
@@ -38,6 +43,12 @@ def test_values_are_read_exactly():
         ('{"microsoft": {"active_currencies": ["EURO"]}}', "active_currencies must be a list of three-letter ISO"),
         ('{"microsoft": {"tax": "sometimes"}}', "invoice_sync_settings.microsoft.tax must be one of lines, header"),
         ('{"microsoft": {"stage_processes": 0}}', "stage_processes must be a whole number of 1 or more, got 0"),
+        (
+            '{"microsoft": {"usage_escalation_day": 0}}',
+            "usage_escalation_day must be a day of the month (1 to 31), got 0",
+        ),
+        ('{"microsoft": {"usage_escalation_day": 32}}', "usage_escalation_day must be a day of the month"),
+        ('{"microsoft": {"usage_escalation_day": "11"}}', "usage_escalation_day must be a day of the month"),
         ('{"microsoft": {"stage_processes": 2.5}}', "stage_processes must be a whole number of 1 or more, got"),
         ('{"microsoft": {"stage_parallel_from_lines": "10k"}}', "stage_parallel_from_lines must be a whole number"),
     ],

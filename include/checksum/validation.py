@@ -19,6 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -33,6 +34,7 @@ from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
 from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder  # noqa: E402
 
+import include.checksum.exact_sum  # noqa: E402, F401  (registers expect_column_exact_sum_to_be_within with GX)
 from include.checksum.data_docs import AmountRow, data_docs_root, rewrite_page  # noqa: E402
 from include.model import from_micros  # noqa: E402
 
@@ -66,7 +68,7 @@ class StagedLines:
 @dataclass(frozen=True)
 class SuiteOutcome:
     success: bool
-    observed_sum_micros: int | None
+    observed_sum_micros: int | Decimal | None
     """The sum GX observed; ``None`` when it is beyond 2**53 micros, where GX's float no longer holds it exactly."""
     failed_expectations: tuple[str, ...]
     data_docs_page: str | None
@@ -91,37 +93,14 @@ def validate_lines(
     """Validate the lines of ``lines.table``, where they are."""
     if abs(header_total_micros) + tolerance_micros >= _EXACT_LIMIT:
         raise ValueError("The header total is too large for an exact checksum bound (over 9 billion units).")
-    docs_dir = docs_dir or data_docs_root()
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    context.add_data_docs_site(
-        site_name=DATA_DOCS_SITE,
-        site_config={
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "KeepPagesSiteIndexBuilder", "module_name": __name__},
-        },
-    )
-    suite = context.suites.add(gx.ExpectationSuite(**load_suite_definition(suite_file)))
+    context = _context(docs_dir)
     add_datasource = (
         context.data_sources.add_postgres if lines.url.startswith("postgresql") else context.data_sources.add_sqlite
     )
     # create_temp_table=False: GX would otherwise copy the query's rows into a temporary table first.
     datasource = add_datasource("staged_lines", connection_string=lines.url, create_temp_table=False)
     asset = datasource.add_table_asset("lines", table_name=lines.table)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(
-            name=validation_name, data=asset.add_batch_definition_whole_table("invoice"), suite=suite
-        )
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{validation_name}_checkpoint",
-            validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])],
-            result_format="SUMMARY",
-        )
-    )
+    checkpoint = _checkpoint(context, suite_file, asset.add_batch_definition_whole_table("invoice"), validation_name)
     try:
         result = checkpoint.run(
             expectation_parameters={
@@ -154,6 +133,84 @@ def validate_lines(
         observed_sum_micros=observed_micros,
         failed_expectations=failed,
         data_docs_page=page,
+    )
+
+
+def validate_usage(
+    suite_file: str,
+    frame,
+    *,
+    reconciliation_pre_tax: Decimal,
+    tolerance: Decimal,
+    invoice_currencies: list[str],
+    validation_name: str,
+    run_name: str,
+    docs_dir: Path | None = None,
+) -> SuiteOutcome:
+    """Validate the usage ``frame`` (one row per subscription: ``subscription_id``, ``currency_code`` and the
+    Decimal ``daily_rated_pre_tax``) against the reconciliation's pre-tax usage; exact at any scale.
+
+    A pandas frame, not the stage table: it has one row per subscription (small), and its Decimals are added by
+    :mod:`include.checksum.exact_sum` in Python, exact at 16 decimals, which neither GX's SQL sum (a float in
+    its result) nor SQLite (text at that scale) would be. ``observed_sum_micros`` holds that exact Decimal.
+    """
+    context = _context(docs_dir)
+    asset = context.data_sources.add_pandas("daily_rated_usage").add_dataframe_asset("subscriptions")
+    checkpoint = _checkpoint(
+        context, suite_file, asset.add_batch_definition_whole_dataframe("invoice"), validation_name
+    )
+    result = checkpoint.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters={
+            "reconciliation_pre_tax": str(reconciliation_pre_tax),
+            "tolerance": str(tolerance),
+            "invoice_currencies": invoice_currencies,
+        },
+        run_id=RunIdentifier(run_name=run_name, run_time=datetime.now(UTC)),
+    )
+    identifier, validation = next(iter(result.run_results.items()))
+    sums = [r for r in validation.results if r.expectation_config.type == "expect_column_exact_sum_to_be_within"]
+    observed = sums[0].result.get("observed_value") if sums else None
+    urls = context.get_docs_sites_urls(resource_identifier=identifier, site_name=DATA_DOCS_SITE)
+    return SuiteOutcome(
+        success=bool(validation.success),
+        observed_sum_micros=Decimal(observed) if observed is not None else None,
+        failed_expectations=tuple(r.expectation_config.type for r in validation.results if not r.success),
+        data_docs_page=urls[0]["site_url"] if urls else None,
+    )
+
+
+def _context(docs_dir: Path | None):
+    """An ephemeral GX context that writes its Data Docs pages under ``docs_dir`` and keeps earlier ones."""
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.add_data_docs_site(
+        site_name=DATA_DOCS_SITE,
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(docs_dir or data_docs_root()),
+            },
+            "site_index_builder": {"class_name": "KeepPagesSiteIndexBuilder", "module_name": __name__},
+        },
+    )
+    return context
+
+
+def _checkpoint(context, suite_file: str, batch, validation_name: str):
+    """A checkpoint of ``suite_file`` on ``batch`` that updates the Data Docs."""
+    suite = context.suites.add(gx.ExpectationSuite(**load_suite_definition(suite_file)))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=validation_name, data=batch, suite=suite)
+    )
+    return context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{validation_name}_checkpoint",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])],
+            result_format="SUMMARY",
+        )
     )
 
 

@@ -19,6 +19,7 @@ SECTION_TITLES = {
     "checksum_errors": "Checksum errors: blocked, nothing loaded",
     "failures": "Failures",
     "waiting": "Still waiting from earlier days",
+    "usage_pending": "Waiting for Microsoft's daily-rated usage: retried daily, needs attention from the day shown",
     "activated": "Activated",
     "deactivations": "Deactivated",
 }
@@ -63,6 +64,7 @@ def summary(report: StatusReport) -> str:
         _count(len(report.checksum_errors), "checksum error"),
         _count(len(report.failures), "failure"),
         _count(len(report.waiting), "still waiting", plural="still waiting"),
+        _count(len(report.usage_pending), "waiting for daily-rated usage", plural="waiting for daily-rated usage"),
         _count(len(report.activated), "activated", plural="activated"),
         _count(len(report.deactivations), "deactivated", plural="deactivated"),
     ]

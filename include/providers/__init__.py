@@ -99,6 +99,11 @@ class ProviderSpec:
     invoice_id_max_length: int
     unreported_categories: Mapping[str, str] = field(default_factory=dict)
     """Category -> why the provider bills it without reporting its lines (a known cause of differences)."""
+    usage_normaliser_path: str | None = None
+    """Module with ``normalize_usage_lines(header, raw_items) -> Iterator[UsageLine]`` for a provider whose
+    hook has ``iter_usage_items`` (billed daily-rated usage); None: the provider has no usage checksum."""
+    usage_suite_file: str | None = None
+    """The usage checksum's suite under ``include/checksum/suites``."""
 
     def check_invoice_id(self, invoice_id: object) -> str:
         """``invoice_id`` if the provider's rule allows it, else :class:`InvalidInvoiceId` with one sentence.
@@ -152,6 +157,8 @@ PROVIDERS: dict[str, ProviderSpec] = {
             suite_file="microsoft.json",
             invoice_id_pattern=r"[A-Z0-9]{1,32}",
             invoice_id_max_length=32,
+            usage_normaliser_path="include.providers.microsoft.usage",
+            usage_suite_file="microsoft_usage.json",
         ),
         ProviderSpec(
             name="synnex",

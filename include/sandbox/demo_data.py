@@ -18,7 +18,7 @@ from pathlib import Path
 
 from include.sandbox.server import dumps
 
-DEMO_DATA_VERSION = 2
+DEMO_DATA_VERSION = 3
 """Bump whenever the generated data changes, so cached copies are regenerated."""
 SEED = 20260201
 TAX_RATE = Decimal("0.19")
@@ -49,6 +49,10 @@ class DemoExpectation:
     line_count: int
     """Lines the sandbox serves for the invoice."""
     note: str
+    usage_lines: int = 0
+    """Daily-rated usage lines the sandbox serves (and an activated invoice loads)."""
+    usage_difference: Decimal | None = None
+    """Exactly reconciliation - daily-rated pre-tax Azure usage, where the usage checksum runs."""
 
 
 def iso_midnight(day: date) -> str:

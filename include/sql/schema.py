@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from include.daily_usage import USAGE_PRECISION, USAGE_SCALE, parse_usage_amount
 from include.model import MONEY_DIGITS, MONEY_SCALE, InvalidProviderData, from_micros, parse_money, to_micros
 
 
@@ -55,6 +56,34 @@ class Money(TypeDecorator):
         if value is None:
             return None
         return from_micros(value) if dialect.name == "sqlite" else Decimal(value)
+
+
+class UsageAmount(TypeDecorator):
+    """Exact daily-rated values at ``USAGE_SCALE`` decimals: ``NUMERIC(38, 16)`` on PostgreSQL, text on SQLite.
+
+    Not integers on SQLite as :class:`Money` is: at 16 decimals a 64-bit integer ends at 922 currency units,
+    less than one day of a large subscription. So SQLite keeps the exact decimal text, and sums over it are
+    made in Python (:mod:`include.sql.usage`), where PostgreSQL sums the NUMERIC in SQL.
+    """
+
+    impl = Numeric(USAGE_PRECISION, USAGE_SCALE)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(USAGE_PRECISION + 2))
+        return dialect.type_descriptor(Numeric(USAGE_PRECISION, USAGE_SCALE, asdecimal=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        amount = parse_usage_amount(value, field_name="daily-rated amount")
+        return format(amount, "f") if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return Decimal(value)
 
 
 metadata = MetaData()
@@ -103,6 +132,7 @@ _line_columns = (
     ("charge_end_date", Date, True),
     ("description", Text, True),
     ("source", String(64), True),
+    ("pre_tax_amount", Money, True),
 )
 LINE_COLUMNS = tuple(name for name, _, _ in _line_columns)
 
@@ -208,7 +238,55 @@ def check_text_lengths(table: Table, values: dict, what: str) -> None:
             )
 
 
+_usage_columns = (
+    ("line_no", Integer, False),
+    ("customer_id", String(64), True),
+    ("subscription_id", String(64), True),
+    ("usage_date", Date, True),
+    ("product_id", String(64), True),
+    ("meter_id", String(64), True),
+    ("meter_name", String(255), True),
+    ("meter_category", String(255), True),
+    ("resource_uri", Text, True),
+    ("quantity", UsageAmount, True),
+    ("unit_price", UsageAmount, True),
+    ("billing_pre_tax_total", UsageAmount, False),
+    ("currency_code", String(3), False),
+)
+USAGE_COLUMNS = tuple(name for name, _, _ in _usage_columns)
+
+provider_invoice_usage_line = Table(
+    "provider_invoice_usage_line",
+    metadata,
+    Column("provider", String(32), nullable=False),
+    Column("invoice_id", String(64), nullable=False),
+    *(Column(col, type_, nullable=nullable) for col, type_, nullable in _usage_columns),
+    PrimaryKeyConstraint("provider", "invoice_id", "line_no", name="pk_provider_invoice_usage_line"),
+)
+"""Billed daily-rated usage of an invoice (Microsoft), loaded with its lines: Azure is billed on per day."""
+
+invoice_usage_mismatch = Table(
+    "invoice_usage_mismatch",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("invoice_id", String(64), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("customer_id", String(64)),
+    Column("subscription_id", String(64)),
+    Column("reconciliation_pre_tax", UsageAmount, nullable=False),
+    Column("daily_rated_pre_tax", UsageAmount, nullable=False),
+    Column("difference", UsageAmount, nullable=False),
+    Column("last_usage_date", Date),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+"""One row per subscription whose reconciliation and daily-rated pre-tax totals differ, per failed usage
+checksum; ``difference`` = reconciliation - daily-rated."""
+Index("ix_usage_mismatch_invoice", invoice_usage_mismatch.c.provider, invoice_usage_mismatch.c.invoice_id)
+
+
 STAGE_TABLE_PREFIX = "invoice_line_stage_"
+USAGE_STAGE_TABLE_PREFIX = "invoice_usage_stage_"
 
 
 def stage_id_for(dag_id: str, run_id: str, provider: str, invoice_id: str) -> str:
@@ -244,3 +322,10 @@ STAGE_AMOUNTS_PREFIX = "invoice_line_amounts_"
 def amounts_view_of(stage_table_name: str) -> str:
     """The name of the checksum's view of the stage table ``stage_table_name``."""
     return STAGE_AMOUNTS_PREFIX + stage_table_name.removeprefix(STAGE_TABLE_PREFIX)
+
+
+def usage_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
+    """The daily-rated usage staged beside the lines of the same fetch; dropped with them."""
+    name = USAGE_STAGE_TABLE_PREFIX + hashlib.sha256(stage_id.encode()).hexdigest()[:32]
+    columns = (Column(col, type_, nullable=nullable) for col, type_, nullable in _usage_columns)
+    return Table(name, MetaData(), *columns, prefixes=["UNLOGGED"] if unlogged else [])

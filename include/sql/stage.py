@@ -20,7 +20,15 @@ from sqlalchemy import BigInteger, String, Table, case, cast, func, inspect, lit
 from sqlalchemy.engine import Connection, Engine
 
 from include.model import MICROS_PER_UNIT, InvalidProviderData, InvoiceLine, from_micros, parse_money, to_micros
-from include.sql.schema import LINE_COLUMNS, LINE_TEXT_LIMITS, STAGE_TABLE_PREFIX, amounts_view_of, line_stage_table
+from include.sql.schema import (
+    LINE_COLUMNS,
+    LINE_TEXT_LIMITS,
+    STAGE_TABLE_PREFIX,
+    USAGE_STAGE_TABLE_PREFIX,
+    amounts_view_of,
+    line_stage_table,
+    usage_stage_table,
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,8 @@ def exact_micros(column, engine: Engine):
 def open_stages(engine: Engine) -> list[str]:
     """Stage tables that exist now: fetches waiting for their checksum or load, and orphans of runs that
     are over (see :meth:`include.sql.store.InvoiceStore.orphan_stages`)."""
-    return sorted(name for name in inspect(engine).get_table_names() if name.startswith(STAGE_TABLE_PREFIX))
+    prefixes = (STAGE_TABLE_PREFIX, USAGE_STAGE_TABLE_PREFIX)
+    return sorted(name for name in inspect(engine).get_table_names() if name.startswith(prefixes))
 
 
 def drop_stage_table(conn: Connection, name: str) -> None:
@@ -129,14 +138,23 @@ class LineStage:
                 copy.write(buffer.getbuffer())
         return table.num_rows
 
+    @property
+    def table_names(self) -> tuple[str, str]:
+        """The stage's tables: its lines, and the daily-rated usage staged beside them (:mod:`include.sql.usage`)."""
+        return self.table.name, usage_stage_table(self.stage_id).name
+
     def drop(self, conn: Connection | None = None) -> None:
-        """Drop the stage (and a left view of it), in ``conn``'s transaction when given (the load's, a
-        failed checksum's)."""
+        """Drop the stage (its lines, a left view of them, and its daily-rated usage), in ``conn``'s
+        transaction when given (the load's, a failed checksum's)."""
+        from include.sql.usage import drop_usage_stage
+
         if conn is not None:
             drop_stage_table(conn, self.table.name)
+            drop_usage_stage(conn, self.stage_id)
             return
         with self.engine.begin() as own:
             drop_stage_table(own, self.table.name)
+            drop_usage_stage(own, self.stage_id)
 
     def check_text(self, invoice_id: str) -> None:
         """Refuse, with one sentence, a staged line whose text is longer than its column holds.
@@ -237,29 +255,32 @@ _STORED = len(LINE_COLUMNS)
 if InvoiceLine._fields[:_STORED] != LINE_COLUMNS:
     raise RuntimeError("InvoiceLine must start with the LINE_COLUMNS, in their order")
 _AMOUNT = LINE_COLUMNS.index("amount")
+_MONEY = (_AMOUNT, LINE_COLUMNS.index("pre_tax_amount"))
 _DATES = tuple(i for i, col in enumerate(LINE_COLUMNS) if col in ("charge_start_date", "charge_end_date"))
 
 
 def _line_values(line: InvoiceLine) -> tuple:
     """The line's ``LINE_COLUMNS`` in order, as the driver takes them (NUMERIC gets the Decimal)."""
     values = line[:_STORED]
-    amount = values[_AMOUNT]
-    if amount is None:
-        return values
-    if not isinstance(amount, Decimal):
-        values = list(values)
-        values[_AMOUNT] = amount = parse_money(amount)  # what Money does with a non-Decimal: exact or refused
-        values = tuple(values)
-    to_micros(amount)  # refuses more than MONEY_SCALE places, where NUMERIC(24, 6) would silently round
+    for index in _MONEY:
+        amount = values[index]
+        if amount is None:
+            continue
+        if not isinstance(amount, Decimal):
+            values = list(values)
+            values[index] = amount = parse_money(amount)  # what Money does with a non-Decimal: exact or refused
+            values = tuple(values)
+        to_micros(amount)  # refuses more than MONEY_SCALE places, where NUMERIC(24, 6) would silently round
     return values
 
 
 def _sqlite_line_values(line: InvoiceLine) -> tuple:
     """Like :func:`_line_values`, with what :class:`Money` and ``Date`` store on SQLite (micros, ISO text)."""
     values = list(line[:_STORED])
-    amount = values[_AMOUNT]
-    if amount is not None:
-        values[_AMOUNT] = to_micros(amount if isinstance(amount, Decimal) else parse_money(amount))
+    for index in _MONEY:
+        amount = values[index]
+        if amount is not None:
+            values[index] = to_micros(amount if isinstance(amount, Decimal) else parse_money(amount))
     for index in _DATES:
         if values[index] is not None:
             values[index] = values[index].isoformat()

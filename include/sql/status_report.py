@@ -4,6 +4,10 @@ The window starts where the latest mail that was actually sent ended (``invoice_
 a mail that failed to go out does not lose its events: the next run reports them. Events come from
 ``invoice_sync_attempt``; per invoice only the latest finished sync attempt of the window counts (a
 checksum error fixed by a later manual sync shows as activated), while every deactivation is listed.
+
+A usage checksum error (daily-rated usage against the reconciliation lines) is retried by the next scheduled
+run; until its escalation day (``usage_escalation_day``, kept in the attempt's diagnostics) it is listed as
+waiting for daily-rated usage, which needs no person; from that day on it needs attention like any other.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import and_, insert, or_, select
@@ -51,6 +55,14 @@ class InvoiceEntry:
     hint: Hint | None = None
     task_url: str | None = None
     by: str | None = None
+    usage_escalates_on: date | None = None
+    """Set for a usage checksum error: the day from which it needs a person."""
+    usage_check: bool = False
+    """The entry is a usage checksum error (daily-rated usage against the reconciliation lines)."""
+
+    def usage_pending(self, on: date) -> bool:
+        """A usage checksum error that is still retried by itself on day ``on`` (not escalated yet)."""
+        return self.usage_check and self.usage_escalates_on is not None and on < self.usage_escalates_on
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,8 @@ class StatusReport:
     failures: tuple[InvoiceEntry, ...]
     deactivations: tuple[InvoiceEntry, ...]
     waiting: tuple[InvoiceEntry, ...]
+    usage_pending: tuple[InvoiceEntry, ...] = ()
+    """Usage checksum errors before their escalation day: retried daily, no person needed yet."""
 
     def sections(self) -> dict[str, tuple[InvoiceEntry, ...]]:
         """Section name -> entries, in the order the mail shows them (what needs a person first)."""
@@ -69,6 +83,7 @@ class StatusReport:
             "checksum_errors": self.checksum_errors,
             "failures": self.failures,
             "waiting": self.waiting,
+            "usage_pending": self.usage_pending,
             "activated": self.activated,
             "deactivations": self.deactivations,
         }
@@ -94,22 +109,29 @@ def window_start(engine: Engine, fallback: datetime) -> datetime:
     return as_utc(previous) if previous is not None else as_utc(fallback)
 
 
-def build_report(engine: Engine, start: datetime, end: datetime) -> StatusReport:
-    """Everything that happened in ``[start, end)`` plus what is still waiting from before ``start``."""
+def build_report(engine: Engine, start: datetime, end: datetime, *, today: date | None = None) -> StatusReport:
+    """Everything that happened in ``[start, end)`` plus what is still waiting from before ``start``; usage
+    checksum errors are judged escalated or not on ``today`` (the day ``end`` falls on unless given)."""
     start, end = as_utc(start), as_utc(end)
     attempts = _finished_attempts(engine, start, end)
     latest = {(row.provider, row.invoice_id): row for row in attempts if row.outcome != "deactivated"}
     by_outcome: dict[str, list[InvoiceEntry]] = {}
     for row in latest.values():
         by_outcome.setdefault(row.outcome, []).append(_attempt_entry(row))
+    today = today or end.date()
+    errors = by_outcome.get("checksum_error", ())
+    waiting = _waiting(engine, start)
     return StatusReport(
         window_start=start,
         window_end=end,
         activated=_sorted(by_outcome.get("activated", ())),
-        checksum_errors=_sorted(by_outcome.get("checksum_error", ())),
+        checksum_errors=_sorted(e for e in errors if not e.usage_pending(today)),
         failures=_sorted(entry for outcome in FAILURE_OUTCOMES for entry in by_outcome.get(outcome, ())),
         deactivations=_sorted(_attempt_entry(row) for row in attempts if row.outcome == "deactivated"),
-        waiting=_waiting(engine, start),
+        waiting=tuple(e for e in waiting if not e.usage_pending(today)),
+        usage_pending=_sorted(
+            [*(e for e in errors if e.usage_pending(today)), *(e for e in waiting if e.usage_pending(today))]
+        ),
     )
 
 
@@ -168,8 +190,21 @@ def _finished_attempts(engine: Engine, start: datetime, end: datetime) -> list:
         return list(conn.execute(query))
 
 
+def _usage_fields(diagnostics: str | None) -> dict:
+    """``usage_check`` and ``usage_escalates_on`` from an attempt's diagnostics JSON (a failed usage checksum)."""
+    try:
+        data = json.loads(diagnostics or "{}")
+        if data.get("check") != "usage":
+            return {}
+        escalates_on = (data.get("usage") or {}).get("escalates_on")
+        return {"usage_check": True, "usage_escalates_on": date.fromisoformat(escalates_on) if escalates_on else None}
+    except (ValueError, AttributeError, TypeError):
+        return {}
+
+
 def _attempt_entry(row) -> InvoiceEntry:
     return InvoiceEntry(
+        **(_usage_fields(row.diagnostics) if row.outcome == "checksum_error" else {}),
         provider=row.provider,
         invoice_id=row.invoice_id,
         at=as_utc(row.finished_at),
@@ -195,7 +230,14 @@ def _waiting(engine: Engine, start: datetime) -> tuple[InvoiceEntry, ...]:
         .limit(1)
         .scalar_subquery()
     )
-    query = select(inv, latest_url.label("task_url")).where(
+    latest_diagnostics = (
+        select(a.c.diagnostics)
+        .where(a.c.provider == inv.c.provider, a.c.invoice_id == inv.c.invoice_id, a.c.outcome == "checksum_error")
+        .order_by(a.c.started_at.desc(), a.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = select(inv, latest_url.label("task_url"), latest_diagnostics.label("diagnostics")).where(
         or_(
             inv.c.status.in_(WAITING_STATUSES),
             and_(inv.c.status == "inactive", inv.c.deactivated_at.is_(None)),
@@ -206,6 +248,7 @@ def _waiting(engine: Engine, start: datetime) -> tuple[InvoiceEntry, ...]:
         rows = conn.execute(query).all()
     return _sorted(
         InvoiceEntry(
+            **(_usage_fields(row.diagnostics) if row.status == "checksum_error" else {}),
             provider=row.provider,
             invoice_id=row.invoice_id,
             at=as_utc(row.updated_at),

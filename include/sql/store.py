@@ -309,7 +309,7 @@ class InvoiceStore:
             recent = conn.execute(
                 select(t.c.dag_id, t.c.run_id, t.c.provider, t.c.invoice_id).where(t.c.started_at >= since)
             ).all()
-        owned = {self.stage(stage_id_for(*row)).table.name for row in recent}
+        owned = {name for row in recent for name in self.stage(stage_id_for(*row)).table_names}
         return [name for name in open_stages(self.engine) if name not in owned]
 
     def drop_orphan_stages(self, now: datetime | None = None) -> list[str]:
@@ -348,9 +348,18 @@ class InvoiceStore:
         diagnostics: dict,
         note: str | None = None,
         task_url: str | None = None,
+        usage_mismatches: Iterable | None = None,
     ) -> None:
-        """Failed checksum: header row ``checksum_error`` and the attempt; no line is loaded."""
+        """Failed checksum: header row ``checksum_error`` and the attempt; no line is loaded.
+
+        A failed usage checksum also keeps its ``usage_mismatches`` (:class:`include.sql.usage.SubscriptionUsage`)
+        in ``invoice_usage_mismatch``, in the same transaction.
+        """
         with self.engine.begin() as conn:
+            if usage_mismatches is not None:
+                from include.sql.usage import record_mismatches
+
+                record_mismatches(conn, key.provider, key.invoice_id, key.run_id, usage_mismatches)
             self._write_invoice(conn, header, status="checksum_error", status_message=message, **totals)
             self._finish_attempt(
                 conn,
@@ -400,7 +409,8 @@ class InvoiceStore:
 
     # -- load and activate ---------------------------------------------------------------------
     def load_from_stage(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, *, totals: dict) -> int:
-        """Replace the invoice's lines with the staged ones and write its header, in one transaction.
+        """Replace the invoice's lines (and its daily-rated usage) with the staged ones and write its header, in
+        one transaction.
 
         Under the invoice's lock: of two runs loading one invoice, the second waits, then replaces the
         lines again (the invoice is not active yet) or is refused (it is), and a refused load drops its
@@ -413,6 +423,8 @@ class InvoiceStore:
             raise
 
     def _load(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, totals: dict) -> int:
+        from include.sql.usage import load_usage
+
         line, stage = provider_invoice_line, self.stage(stage_id).table
         same_invoice = _of_invoice(line, key.provider, key.invoice_id)
         with self.invoice_transaction(key.provider, key.invoice_id) as conn:
@@ -448,6 +460,7 @@ class InvoiceStore:
                 line_count=loaded,
                 **totals,
             )
+            load_usage(conn, key.provider, key.invoice_id, stage_id)
             self._finish_attempt(conn, key, "loaded", final=False, **_attempt_totals(totals))
             self.stage(stage_id).drop(conn)
         return loaded

@@ -8,6 +8,10 @@ Three paging schemes meet here, and each is checked so that an invoice never arr
   Microsoft Graph (export -> poll -> manifest -> gzip JSON-lines blobs), because Microsoft retired v1
   line items for new billing periods.
 
+The billed daily-rated usage of a new-commerce invoice (:meth:`PartnerCenterHook.iter_usage_items`) comes
+the same two ways: v1 ``usagelineitems`` with continuation tokens before ``v2_export_from``, the Graph
+billed-usage export (same flow and blob format) from then on.
+
 Connection ``partner_center_default``: host = API base URL, login/password = Entra app client
 id/secret; extra ``tenant_id``, ``refresh_token``, ``token_url`` (``{tenant_id}`` is filled in),
 ``graph_url``, ``v2_export_from`` (ISO date) and ``export_timeout`` (seconds), plus the retry
@@ -49,6 +53,12 @@ CONTINUATION_PAGED = {"one_time": ("onetime", "OneTime"), "marketplace": ("marke
 """Declared billingProvider -> its (query, path) spelling in v1 URLs; Microsoft refuses ``one_time``."""
 EXPORT_SOURCE = "one_time/billing_line_items"
 """The normaliser's source of every v2 export line (one-time and marketplace lines alike)."""
+RECONCILIATION_EXPORT = "reconciliation"
+USAGE_EXPORT = "usage"
+EXPORT_PATHS = {RECONCILIATION_EXPORT: "reconciliation/billed/export", USAGE_EXPORT: "usage/billed/export"}
+"""Graph exports under ``/reports/partners/billing/``: billed reconciliation lines, billed daily-rated usage."""
+LINE_ITEM_TYPES = {"billing": "BillingLineItems", "usage": "UsageLineItems"}
+"""v1 ``invoicelineitemtype`` -> its path spelling for continuation pages."""
 BATCH_LINES = 10_000
 """Lines of a blob per :class:`LineBatch`: small enough to keep a few in flight between processes,
 large enough that handing one over costs little next to parsing it."""
@@ -173,9 +183,10 @@ class PartnerCenterHook(ProviderHttpHook):
     def iter_line_items(self, invoice: dict) -> Iterator[tuple[str, dict]]:
         """``(source, raw_line)`` for every money-carrying line set the invoice declares.
 
-        ``usage_line_items`` are skipped on purpose: legacy Azure usage records carry quantities
-        only, and daily-rated one-time usage is already rolled up into the one-time billing lines,
-        so neither adds to ``totalCharges``.
+        ``usage_line_items`` are not among them: legacy Azure usage records carry quantities only, and
+        daily-rated one-time usage is already rolled up into the one-time billing lines, so neither adds
+        to ``totalCharges``. The daily-rated usage is fetched by :meth:`iter_usage_items` for the usage
+        checksum instead.
         """
         invoice_id = invoice["id"]
         offset_paged, modern, v2_export = self._line_sets(invoice)
@@ -211,55 +222,78 @@ class PartnerCenterHook(ProviderHttpHook):
                 return
             offset += len(items)
 
-    def iter_onetime_v1(self, invoice_id: str, provider: str = "one_time") -> Iterator[dict]:
-        """One-time (or ``marketplace``) billing lines through v1 continuation-token paging."""
+    def iter_onetime_v1(
+        self, invoice_id: str, provider: str = "one_time", line_type: str = "billing", currency: str | None = None
+    ) -> Iterator[dict]:
+        """One-time (or ``marketplace``) billing lines, or (``line_type="usage"``) billed daily-rated usage,
+        through v1 continuation-token paging."""
         query_name, path_name = CONTINUATION_PAGED[provider]
+        type_path = LINE_ITEM_TYPES[line_type]
+        what = "daily-rated usage" if line_type == "usage" else "line items"
         page = self._v1(
             f"invoices/{_segment(invoice_id)}/lineitems?provider={query_name}"
-            f"&invoicelineitemtype=billinglineitems&size={PAGE_SIZE}"
+            f"&invoicelineitemtype={type_path.lower()}&size={PAGE_SIZE}"
+            + (f"&currencycode={currency}" if currency else "")
         )
         number = 1
         while True:
-            yield from _checked_items(page, f"page {number} of {provider} line items of invoice {invoice_id}")
+            yield from _checked_items(page, f"page {number} of {provider} {what} of invoice {invoice_id}")
             token = page.get("continuationToken")
             if not token:
                 return
             number += 1
             page = self._v1(
-                f"invoices/{_segment(invoice_id)}/lineitems/{path_name}/BillingLineItems"
+                f"invoices/{_segment(invoice_id)}/lineitems/{path_name}/{type_path}"
                 f"?seekOperation=Next&size={PAGE_SIZE}",
                 headers={"MS-ContinuationToken": token},
             )
 
-    def iter_export_batches(self, invoice_id: str) -> Iterator[LineBatch]:
-        """All billed reconciliation lines of the invoice from the Graph v2 export, blob by blob, as text.
+    def iter_usage_items(self, invoice: dict) -> Iterator[dict] | None:
+        """The billed daily-rated usage of a new-commerce invoice (one DailyRatedUsageLineItem per item), or
+        ``None`` for an invoice without one-time lines (legacy Azure usage records carry no money).
 
-        One export holds all one-time and marketplace lines of the invoice; ``LineBatch.items`` parses them.
+        Fetched whenever the invoice has one-time lines, declared or not: the usage checksum decides from the
+        reconciliation lines whether it needs them, and an empty answer is what "not published yet" looks like.
         """
-        manifest = self._export_manifest(invoice_id)
+        _, modern, v2_export = self._line_sets(invoice)
+        if not modern:
+            return None
+        invoice_id = invoice["id"]
+        if v2_export:
+            return (line for batch in self.iter_export_batches(invoice_id, USAGE_EXPORT) for _, line in batch.items())
+        return self.iter_onetime_v1(invoice_id, "one_time", "usage", invoice.get("currencyCode"))
+
+    def iter_export_batches(self, invoice_id: str, export: str = RECONCILIATION_EXPORT) -> Iterator[LineBatch]:
+        """All billed reconciliation lines (or, ``export="usage"``, billed daily-rated usage) of the invoice
+        from the Graph v2 export, blob by blob, as text.
+
+        One reconciliation export holds all one-time and marketplace lines of the invoice; ``LineBatch.items``
+        parses them.
+        """
+        manifest = self._export_manifest(invoice_id, export)
         blobs = manifest.get("blobs") or []
         if manifest.get("blobCount") != len(blobs):
             raise InvalidProviderData(
-                f"The reconciliation manifest of invoice {invoice_id} announces {manifest.get('blobCount')} "
+                f"The {export} manifest of invoice {invoice_id} announces {manifest.get('blobCount')} "
                 f"blobs but lists {len(blobs)}."
             )
         for blob in blobs:
             url = f"{manifest['rootDirectory'].rstrip('/')}/{blob['name']}?{manifest['sasToken']}"
-            yield from self._blob_batches(invoice_id, blob["name"], url)
+            yield from self._blob_batches(invoice_id, blob["name"], url, export)
 
-    def _export_manifest(self, invoice_id: str) -> dict:
+    def _export_manifest(self, invoice_id: str, export: str = RECONCILIATION_EXPORT) -> dict:
         """Start the export, wait for it (honouring ``Retry-After``, bounded), return its manifest."""
         headers = self._headers(GRAPH_RESOURCE)
         started = self.request(
             "POST",
-            f"{self.graph_url}/reports/partners/billing/reconciliation/billed/export",
+            f"{self.graph_url}/reports/partners/billing/{EXPORT_PATHS[export]}",
             json={"invoiceId": invoice_id, "attributeSet": "full"},
             headers=headers,
             ok=(202,),
         )
         location = started.headers.get("Location")
         if not location:
-            raise InvalidProviderData(f"The reconciliation export of invoice {invoice_id} returned no Location.")
+            raise InvalidProviderData(f"The {export} export of invoice {invoice_id} returned no Location.")
         deadline = time.monotonic() + float(self.extras.get("export_timeout", DEFAULT_EXPORT_TIMEOUT))
         while True:
             reply = self.request_json("GET", self._graph(location), headers=self._headers(GRAPH_RESOURCE))
@@ -268,25 +302,27 @@ class PartnerCenterHook(ProviderHttpHook):
                 link = reply.data.get("resourceLocation@odata.navigationLink")
                 if not link:
                     raise InvalidProviderData(
-                        f"The reconciliation export of invoice {invoice_id} succeeded without a manifest."
+                        f"The {export} export of invoice {invoice_id} succeeded without a manifest."
                     )
                 return self.get_json(self._graph(link), headers=self._headers(GRAPH_RESOURCE))
             if status == "failed":
                 error = reply.data.get("error") or {}
                 raise InvalidProviderData(
-                    f"The reconciliation export of invoice {invoice_id} failed: "
+                    f"The {export} export of invoice {invoice_id} failed: "
                     f"{error.get('code', '?')} {error.get('message', 'no reason given')}."
                 )
             wait = parse_retry_after(reply.headers.get("Retry-After"))
             wait = min(DEFAULT_EXPORT_POLL if wait is None else wait, self.max_retry_wait)
             if time.monotonic() + wait > deadline:
-                raise TimeoutError(f"The reconciliation export of invoice {invoice_id} did not finish in time.")
+                raise TimeoutError(f"The {export} export of invoice {invoice_id} did not finish in time.")
             self.sleep(wait)
 
     def _graph(self, link: str) -> str:
         return link if "://" in link else f"{self.graph_url}/{link.lstrip('/')}"
 
-    def _blob_batches(self, invoice_id: str, name: str, url: str) -> Iterator[LineBatch]:
+    def _blob_batches(
+        self, invoice_id: str, name: str, url: str, export: str = RECONCILIATION_EXPORT
+    ) -> Iterator[LineBatch]:
         """Stream one gzip JSON-lines blob as batches of ``BATCH_LINES`` lines (the last one shorter);
         see :func:`include.exact_json.gzip_line_batches`. A blob that cannot be read to its end fails."""
         response = self.request("GET", url, stream=True)
@@ -294,7 +330,7 @@ class PartnerCenterHook(ProviderHttpHook):
             yield from gzip_line_batches(
                 response.raw,
                 source=EXPORT_SOURCE,
-                origin=f"Blob {name} of the reconciliation export of invoice {invoice_id}",
+                origin=f"Blob {name} of the {export} export of invoice {invoice_id}",
                 batch_lines=BATCH_LINES,
                 read_errors=(requests.RequestException, HTTPError),
             )

@@ -1,7 +1,9 @@
 """Immediate mail when a ``checksum_validation`` task fails: the on-call report and the log link.
 
 Off by default. It is attached as ``on_failure_callback`` and sends only while the Airflow variable
-``invoice_checksum_alert_recipients`` holds a JSON list of addresses; unset or ``[]`` means silent.
+``invoice_checksum_alert_recipients`` holds a JSON list of addresses; unset or ``[]`` means silent. A usage
+checksum error is retried by the next scheduled run and alerts only from its escalation day on
+(``usage_escalation_day``): before that its exception says ``alert = False``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ class ChecksumAlertNotifier(BaseNotifier):
     def notify(self, context: Context) -> None:
         from include.notification.mail import read_recipients, send_mail
 
+        if getattr(context.get("exception"), "alert", True) is False:
+            self.log.info("No checksum alert: the failure is retried by the next scheduled run, not escalated yet.")
+            return
         recipients = read_recipients(self.recipients_variable)
         if not recipients:
             self.log.info("Checksum alert is off: the Airflow variable %s is not set.", self.recipients_variable)

@@ -59,6 +59,15 @@ def failure_sentence(step: str, provider: str, invoice_id: str, err: BaseExcepti
     return f"The {step} of {provider} invoice {invoice_id} failed unexpectedly: {detail}"
 
 
+class UsageRetryPending(OutcomeRecorded):
+    """A usage checksum error before the escalation day: recorded, retried by the next scheduled run.
+
+    ``alert`` is False so the optional checksum alert stays silent until the error is escalated.
+    """
+
+    alert = False
+
+
 @dataclass
 class Attempt:
     """What :meth:`InvoiceOperator.failures_recorded` records a failure with; set ``header`` once it is known."""

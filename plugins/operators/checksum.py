@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from plugins.operators.base import InvoiceOperator, OutcomeRecorded
+from plugins.operators.base import InvoiceOperator, OutcomeRecorded, UsageRetryPending
 from plugins.operators.links import GXDataDocsLink
 
 if TYPE_CHECKING:
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 class ChecksumValidationOperator(InvoiceOperator):
-    """Prove header total == detail total (within the tolerance) before anything is loaded.
+    """Prove header total == detail total (within the tolerance) before anything is loaded, then, for a provider
+    with daily-rated usage, that the reconciliation's Azure usage agrees with it (:mod:`include.checksum.usage`).
 
     The run itself is :func:`include.checksum.run.run_checksum`; this operator records its result. On
     failure the invoice becomes ``checksum_error``, the attempt keeps the breakdown and ranked hints as
@@ -75,7 +76,13 @@ class ChecksumValidationOperator(InvoiceOperator):
                     task_url=context["ti"].log_url,
                 )
                 raise OutcomeRecorded(result.message)
-            store.record_checksum_pass(key, totals=result.totals, diagnostics=result.diagnostics, note=note)
+            diagnostics = result.diagnostics
+            usage = self._check_usage(context, store, header, stage_id, tolerance, settings, key)
+            if usage is not None and not usage.success:
+                self._usage_failed(context, store, header, key, usage, result.totals, diagnostics, note)
+            if usage is not None:
+                diagnostics = {**diagnostics, "usage": _usage_json(usage)}
+            store.record_checksum_pass(key, totals=result.totals, diagnostics=diagnostics, note=note)
             if note:
                 self.log.info("Checksum passed with an override: %s", note)
         self.log.info(
@@ -88,3 +95,59 @@ class ChecksumValidationOperator(InvoiceOperator):
             "totals": {k: str(v) for k, v in result.totals.items()},
             "data_docs_page": result.data_docs_page,
         }
+
+    def _check_usage(self, context: Context, store, header, stage_id: str, tolerance, settings, key):
+        """The provider's usage checksum (daily-rated usage against the reconciliation lines), if it has one;
+        None when the invoice has no Azure usage to compare."""
+        spec = self.spec
+        if not spec.usage_suite_file:
+            return None
+        from include.checksum.usage import check_usage
+
+        usage = check_usage(
+            store.engine,
+            spec.usage_suite_file,
+            header,
+            stage_id,
+            tolerance=tolerance,
+            settings=settings,
+            validation_name=f"{self.provider}_{self.invoice_id}_usage",
+            run_name=f"{key.dag_id}__{key.run_id}__{self.invoice_id}__usage",
+        )
+        if usage is not None and usage.data_docs_page:
+            GXDataDocsLink.persist(context, usage.data_docs_page)
+        return usage
+
+    def _usage_failed(self, context: Context, store, header, key, usage, totals, diagnostics, note) -> None:
+        """Record the usage checksum error with its mismatch rows and CSV; fail (alerting only once escalated)."""
+        from include.checksum import usage as usage_check
+        from include.checksum.validation import data_docs_root
+
+        usage = usage_check.write_mismatch_csv(usage, self.provider, key.run_id, data_docs_root())
+        label = f"{self.spec.display_name} invoice {self.invoice_id}"
+        self.log.error("Checksum failed (Azure usage)\n%s", usage_check.render_report(usage, label))
+        message = usage_check.failure_message(usage, label)
+        diagnostics = {
+            **diagnostics,
+            "check": "usage",
+            "usage": _usage_json(usage),
+            "hints": [usage_check.hint(usage), *diagnostics.get("hints", [])],
+        }
+        store.record_checksum_error(
+            key,
+            header,
+            self.staged["stage_id"],
+            totals=totals,
+            message=message,
+            diagnostics=diagnostics,
+            note=note,
+            task_url=context["ti"].log_url,
+            usage_mismatches=usage.rows,
+        )
+        raise OutcomeRecorded(message) if usage.escalated else UsageRetryPending(message)
+
+
+def _usage_json(usage) -> dict:
+    from include.checksum.usage import report_json
+
+    return report_json(usage)

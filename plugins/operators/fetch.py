@@ -64,7 +64,7 @@ class FetchInvoiceOperator(InvoiceOperator):
         )
         stage_id = stage_id_for(key.dag_id, key.run_id, self.provider, self.invoice_id)
         with self.failures_recorded(context, store, stage_id=stage_id, drop_stage_on_any_failure=True) as attempt:
-            from include.staging import StageJob, stage_invoice
+            from include.staging import StageJob, stage_invoice, stage_usage
 
             hook = spec.get_hook()
             try:
@@ -90,9 +90,19 @@ class FetchInvoiceOperator(InvoiceOperator):
                     parallel_from_lines=settings.stage_parallel_from_lines,
                 )
                 store.stage(stage_id).check_text(self.invoice_id)
+                usage_count = None
+                if spec.usage_normaliser_path:
+                    usage_count = stage_usage(store, job, hook, raw, spec.usage_normaliser_path)
                 header = attempt.header = _with_period_from_lines(store, stage_id, header)
             except InvalidProviderData as err:
                 message = f"{spec.display_name} sent unusable data for invoice {self.invoice_id}: {err}"
                 raise InvalidProviderData(message) from None
         self.log.info("Staged %d lines of %s invoice %s", count, spec.display_name, self.invoice_id)
-        return {"stage_id": stage_id, "line_count": count, "header": header.to_xcom()}
+        if usage_count is not None:
+            self.log.info("Staged %d daily-rated usage lines beside them", usage_count)
+        return {
+            "stage_id": stage_id,
+            "line_count": count,
+            "usage_line_count": usage_count,
+            "header": header.to_xcom(),
+        }

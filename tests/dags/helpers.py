@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from pathlib import Path
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -50,3 +52,18 @@ def assert_synced(store, dag_run, provider: str, expectations: dict) -> None:
             assert loaded == []  # a failed checksum loads nothing
             assert checksum_states[f"{provider} {invoice_id}"] == "failed"
             assert "Checksum error" in attempt["message"] and attempt["diagnostics"]
+        assert_usage(store, provider, invoice_id, expected, attempt)
+
+
+def assert_usage(store, provider: str, invoice_id: str, expected, attempt: dict) -> None:
+    """The daily-rated usage an invoice loaded (all of it when active, none otherwise) and the usage difference
+    its checksum saw, exactly."""
+    from include.sql.usage import usage_lines
+
+    usage = usage_lines(store.engine, provider, invoice_id)
+    assert len(usage) == (expected.usage_lines if expected.status == "active" else 0), invoice_id
+    checked = json.loads(attempt["diagnostics"] or "{}").get("usage")
+    if expected.usage_difference is None:
+        assert checked is None, invoice_id
+    elif checked is not None or expected.status == "active":
+        assert Decimal(checked["difference"]) == expected.usage_difference, invoice_id

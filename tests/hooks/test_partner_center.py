@@ -23,6 +23,7 @@ from include.providers.microsoft.demo import (
 )
 from include.providers.microsoft.normaliser import normalize_header, normalize_lines
 from include.sandbox.demo_data import write_demo_data
+from include.sandbox.server import dumps
 from plugins.hooks import partner_center
 from plugins.hooks.partner_center import PartnerCenterHook
 from tests.hooks.helpers import FAST_RETRIES, calls
@@ -269,3 +270,37 @@ def test_a_running_export_is_polled_after_its_retry_after_capped_by_the_connecti
     hook.sleep = waits.append
     assert sum(batch.count for batch in hook.iter_export_batches(V2_ID)) == 25
     assert waits == [FAST_RETRIES["max_retry_wait"]]  # the operation said 30 s; the connection allows 2
+
+
+def _with_daily_rated_usage(root, invoice_id: str, start: date, count: int) -> list[dict]:
+    """Give a one-time invoice of the data dir ``count`` billed daily-rated usage lines; returns them."""
+    from include.providers.microsoft.demo import USAGE_LINE_TYPE, daily_rated_line
+
+    rng = random.Random(11)
+    recon = one_time_line(rng, invoice_id, start, "usage")
+    usage = [daily_rated_line(rng, recon, start, Decimal(n).scaleb(-15) + 1) for n in range(1, count + 1)]
+    folder = root / "microsoft" / invoice_id
+    (folder / f"one_time_{USAGE_LINE_TYPE}.jsonl").write_text("".join(dumps(u) + "\n" for u in usage), encoding="utf-8")
+    return usage
+
+
+def test_daily_rated_usage_before_v2_pages_by_continuation_token(serve, data_dir, monkeypatch):
+    usage = _with_daily_rated_usage(data_dir, V1_ID, date(2023, 10, 1), 25)
+    server = serve(data_dir)
+    monkeypatch.setattr(partner_center, "PAGE_SIZE", 10)
+    hook = PartnerCenterHook()
+    fetched = list(hook.iter_usage_items(hook.get_invoice(V1_ID)))
+    assert [u["billingPreTaxTotal"] for u in fetched] == [u["billingPreTaxTotal"] for u in usage]
+    pages = [entry for entry in server.requests if "usagelineitems" in (entry["path"] + entry["query"]).lower()]
+    assert len(pages) == 3 and "currencycode=EUR" in pages[0]["query"]
+    assert all(p["path"].endswith("/lineitems/OneTime/UsageLineItems") for p in pages[1:])
+
+
+def test_daily_rated_usage_from_v2_comes_from_the_billed_usage_export(serve, data_dir):
+    usage = _with_daily_rated_usage(data_dir, V2_ID, date(2026, 3, 1), 7)
+    server = serve(data_dir, blob_lines=3)
+    hook = PartnerCenterHook()
+    fetched = list(hook.iter_usage_items(hook.get_invoice(V2_ID)))
+    assert [u["BillingPreTaxTotal"] for u in fetched] == [u["billingPreTaxTotal"] for u in usage]  # PascalCase blobs
+    assert calls(server, "/reports/partners/billing/usage/billed/export")
+    assert hook.iter_usage_items(hook.get_invoice(LEGACY_ID)) is None  # legacy usage carries no money

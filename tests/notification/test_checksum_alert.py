@@ -58,3 +58,17 @@ def test_alert_without_from_email_on_the_connection_uses_airflows_sender(smtp_se
 
     [envelope] = smtp_server_without_sender.envelopes
     assert envelope.mail_from == "airflow@reseller.example"
+
+
+def test_a_usage_error_before_its_escalation_day_does_not_alert(smtp_server, monkeypatch):
+    from plugins.operators.base import OutcomeRecorded, UsageRetryPending
+
+    monkeypatch.setenv("AIRFLOW_VAR_INVOICE_CHECKSUM_ALERT_RECIPIENTS", json.dumps(["oncall@reseller.example"]))
+    context = _failure_context()
+
+    ChecksumAlertNotifier()({**context, "exception": UsageRetryPending("daily-rated usage not published yet")})
+    assert smtp_server.envelopes == []
+
+    ChecksumAlertNotifier()({**context, "exception": OutcomeRecorded("Checksum error (Azure usage): escalated")})
+    [message] = smtp_server.messages()
+    assert "escalated" in message.get_body(("plain",)).get_content()

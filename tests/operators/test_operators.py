@@ -178,9 +178,34 @@ def test_checksum_records_a_failing_result_with_the_override_note(store, monkeyp
 
 def test_checksum_records_a_pass_and_hands_the_totals_on(store, monkeypatch):
     monkeypatch.setattr("include.checksum.run.run_checksum", lambda *args, **kwargs: _result(True))
+    monkeypatch.setattr("include.checksum.usage.check_usage", lambda *args, **kwargs: None)  # no Azure usage
 
     handed_on = _checksum().execute(CONTEXT)
 
     assert handed_on["stage_id"] == "s1" and handed_on["totals"]["difference"] == "1"
     [(_, kwargs)] = store.named("record_checksum_pass")
     assert kwargs["note"] is None
+
+
+def test_a_usage_checksum_error_before_its_escalation_day_is_recorded_and_does_not_alert(store, monkeypatch, tmp_path):
+    from datetime import date
+
+    from include.checksum.usage import UsageCheck
+    from include.sql.usage import SubscriptionUsage
+    from plugins.operators.base import UsageRetryPending
+
+    row = SubscriptionUsage("sub-1", "cust-1", Decimal("5.00"), Decimal("2.5"), 1, 1, date(2026, 1, 20), "EUR")
+    check = UsageCheck(HEADER, (row,), Decimal(1), False, escalates_on=date(2026, 2, 11), checked_on=date(2026, 2, 3))
+    monkeypatch.setattr("include.checksum.run.run_checksum", lambda *args, **kwargs: _result(True))
+    monkeypatch.setattr("include.checksum.usage.check_usage", lambda *args, **kwargs: check)
+    monkeypatch.setenv("INVOICE_DATA_DOCS_DIR", str(tmp_path))
+
+    with pytest.raises(UsageRetryPending, match="sub-1") as raised:
+        _checksum().execute(CONTEXT)
+
+    assert raised.value.alert is False
+    [(_, kwargs)] = store.named("record_checksum_error")
+    assert kwargs["usage_mismatches"] == (row,) and kwargs["diagnostics"]["check"] == "usage"
+    assert kwargs["diagnostics"]["hints"][0]["cause"] == "usage_mismatch"
+    assert (tmp_path / "usage_mismatches" / "microsoft" / "G1" / "manual__1.csv").is_file()
+    assert store.named("record_checksum_pass") == []

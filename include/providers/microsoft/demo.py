@@ -2,6 +2,9 @@
 
 ``EXPECTED`` maps invoice id -> :class:`~include.sandbox.demo_data.DemoExpectation`. Sandbox data: one
 builder per Partner Center line-item shape and one function per demo invoice, hence its length.
+Invoices with new-commerce Azure usage also serve their billed daily-rated usage
+(``one_time_usage_line_items.jsonl``): balanced, a few cents above the FLOOR-rounded reconciliation
+(within tolerance), and a partial set.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from pathlib import Path
 
 from include.model import CENT
@@ -206,6 +209,98 @@ def one_time_line(rng: random.Random, invoice_id: str, period_start: date, kind:
     return line
 
 
+SIGNIFICANT = Context(prec=15)
+"""Daily-rated values are generated with 15 significant digits, like Microsoft's (``0.486031696515249``)."""
+USAGE_LINE_TYPE = "usage_line_items"
+
+
+def daily_rated_line(rng: random.Random, recon: dict, day: date, amount: Decimal) -> dict:
+    """A billed DailyRatedUsageLineItem of the reconciliation usage line ``recon`` on ``day`` for ``amount``
+    (field names of shared/reference/provider-apis.md 1.5; ``billingPreTaxTotal`` unrounded)."""
+    quantity = Decimal(rng.randint(1, 10**6)) / 1000
+    unit_price = (amount / quantity).quantize(Decimal("1E-16"))
+    meter = recon.get("meterDescription") or "Azure usage"
+    return {
+        "partnerId": recon["partnerId"],
+        "partnerName": "Example CSP AG",
+        "customerId": recon["customerId"],
+        "customerName": recon["customerName"],
+        "customerDomainName": recon["customerDomainName"],
+        "customerCountry": "DE",
+        "invoiceNumber": recon["invoiceNumber"],
+        "mpnId": recon["mpnId"],
+        "resellerMpnId": recon["resellerMpnId"],
+        "chargeStartDate": recon["chargeStartDate"],
+        "chargeEndDate": recon["chargeEndDate"],
+        "subscriptionId": recon["subscriptionId"],
+        "subscriptionDescription": "Azure plan",
+        "productId": recon["productId"],
+        "skuId": recon["skuId"],
+        "availabilityId": recon["availabilityId"],
+        "skuName": recon["skuName"],
+        "productName": recon["productName"],
+        "publisherName": "Microsoft",
+        "publisherId": "",
+        "usageDate": iso_midnight(day),
+        "meterType": "1 Hour",
+        "meterCategory": recon["productName"],
+        "meterId": f"{rng.getrandbits(128):032x}",
+        "meterSubCategory": "",
+        "meterName": meter,
+        "meterRegion": "EU West",
+        "unitOfMeasure": "1 Hour",
+        "resourceLocation": "westeurope",
+        "consumedService": "Microsoft.Compute",
+        "resourceGroup": "demo-rg",
+        "resourceUri": f"/subscriptions/{recon['subscriptionId']}/resourceGroups/demo-rg/vm-{rng.getrandbits(32):08x}",
+        "tags": "",
+        "additionalInfo": "",
+        "serviceInfo1": "",
+        "serviceInfo2": "",
+        "chargeType": "new",
+        "unitPrice": unit_price,
+        "quantity": quantity,
+        "unitType": "1 Hour",
+        "billingPreTaxTotal": amount,
+        "billingCurrency": recon["currency"],
+        "pricingPreTaxTotal": amount,
+        "pricingCurrency": recon["currency"],
+        "effectiveUnitPrice": unit_price,
+        "pcToBCExchangeRate": 1,
+        "pcToBCExchangeRateDate": iso_midnight(day.replace(day=1)),
+        "rateOfPartnerEarnedCredit": 0,
+        "hasPartnerEarnedCredit": False,
+        "invoiceLineItemType": USAGE_LINE_TYPE,
+        "billingProvider": "one_time",
+        "attributes": {"objectType": "DailyRatedUsageLineItem"},
+    }
+
+
+def daily_split(rng: random.Random, total: Decimal, parts: int) -> list[Decimal]:
+    """``parts`` daily amounts of 15 significant digits adding up to ``total`` exactly (the last takes the rest)."""
+    amounts = [SIGNIFICANT.plus(total / parts * Decimal(rng.randint(500, 1000)) / 1000) for _ in range(parts - 1)]
+    return [*amounts, total - sum(amounts, Decimal(0))]
+
+
+def usage_days(rng: random.Random, period_start: date, count: int) -> list[date]:
+    """``count`` distinct days of the month, always ending on its last day (a complete set)."""
+    end = month_end(period_start)
+    days = rng.sample(range(1, end.day), count - 1)
+    return [*sorted(period_start.replace(day=d) for d in days), end]
+
+
+def daily_rated_for(rng: random.Random, recon_lines: list[dict], period_start: date, days: int = 2) -> list[dict]:
+    """Daily-rated usage that adds up exactly to each usage line's pre-tax ``subtotal`` (a balanced set)."""
+    usage = []
+    for recon in recon_lines:
+        if recon.get("meterDescription"):
+            for day, amount in zip(
+                usage_days(rng, period_start, days), daily_split(rng, recon["subtotal"], days), strict=True
+            ):
+                usage.append(daily_rated_line(rng, recon, day, amount))
+    return usage
+
+
 def line_total(provider: str, line: dict) -> Decimal:
     return line[LINE_TOTAL_KEY.get(provider, "totalForCustomer")]
 
@@ -298,13 +393,24 @@ def _legacy_balanced() -> DemoInvoice:
     return DemoInvoice(invoice, sets, DemoExpectation("active", Decimal(0), 50, note))
 
 
+def _with_usage(sets: LineSets, usage: list[dict]) -> LineSets:
+    """The billing sets plus the billed daily-rated usage set (a file of its own, served on v1 and Graph)."""
+    return {**sets, ("one_time", USAGE_LINE_TYPE): usage}
+
+
+def _billing(line_sets: LineSets) -> LineSets:
+    return {key: lines for key, lines in line_sets.items() if key[1] == BILLING}
+
+
 def _modern_balanced() -> DemoInvoice:
     invoice_id, start, rng = "G0526A0002", date(2026, 1, 1), random.Random(SEED + 2)
     sets = {("one_time", BILLING): _mixed(rng, invoice_id, start, MODERN_MIX)}
-    invoice = microsoft_invoice(invoice_id, start, sets_total(sets), sets)
+    usage = daily_rated_for(rng, sets[("one_time", BILLING)], start)
+    invoice = microsoft_invoice(invoice_id, start, sets_total(sets), [*sets, ("one_time", USAGE_LINE_TYPE)])
     count = sum(MODERN_MIX.values())
-    note = f"{count} one-time lines through the v2 export, several blobs"
-    return DemoInvoice(invoice, sets, DemoExpectation("active", Decimal(0), count, note))
+    note = f"{count} one-time lines through the v2 export, several blobs; balanced daily-rated usage"
+    expectation = DemoExpectation("active", Decimal(0), count, note, len(usage), Decimal(0))
+    return DemoInvoice(invoice, _with_usage(sets, usage), expectation)
 
 
 def _credit_note_missing() -> DemoInvoice:
@@ -323,18 +429,24 @@ def _credit_note_missing() -> DemoInvoice:
         "invoiceDetails": [{"invoiceLineItemType": BILLING, "billingProvider": "one_time"}],
         "attributes": {"objectType": "Invoice"},
     }
-    invoice = microsoft_invoice(invoice_id, start, sets_total(sets) + CREDIT_NOTE_TOTAL, sets, [credit_note])
+    usage = daily_rated_for(rng, sets[("one_time", BILLING)], start)
+    declared = [*sets, ("one_time", USAGE_LINE_TYPE)]
+    invoice = microsoft_invoice(invoice_id, start, sets_total(sets) + CREDIT_NOTE_TOTAL, declared, [credit_note])
     note = "header includes a credit note whose lines are not in the line items"
-    return DemoInvoice(invoice, sets, DemoExpectation("checksum_error", CREDIT_NOTE_TOTAL, 40, note))
+    expectation = DemoExpectation("checksum_error", CREDIT_NOTE_TOTAL, 40, note, len(usage), Decimal(0))
+    return DemoInvoice(invoice, _with_usage(sets, usage), expectation)
 
 
 def _marketplace_missing() -> DemoInvoice:
     invoice_id, start, rng = "G0523A0004", date(2023, 11, 1), random.Random(SEED + 4)
     sets = {("one_time", BILLING): _mixed(rng, invoice_id, start, {"licence": 20, "remove": 2, "usage": 3})}
     missing = {("marketplace", BILLING): _mixed(rng, invoice_id, start, {"marketplace": 5})}
-    invoice = microsoft_invoice(invoice_id, start, sets_total(sets) + sets_total(missing), [*sets, *missing])
+    usage = daily_rated_for(rng, sets[("one_time", BILLING)], start)
+    declared = [*sets, *missing, ("one_time", USAGE_LINE_TYPE)]
+    invoice = microsoft_invoice(invoice_id, start, sets_total(sets) + sets_total(missing), declared)
     note = "declares marketplace lines the provider omits (v1 continuation paging, before v2)"
-    return DemoInvoice(invoice, sets, DemoExpectation("checksum_error", sets_total(missing), 25, note))
+    expectation = DemoExpectation("checksum_error", sets_total(missing), 25, note, len(usage), Decimal(0))
+    return DemoInvoice(invoice, _with_usage(sets, usage), expectation)
 
 
 def _rounding_drift() -> DemoInvoice:
@@ -352,9 +464,68 @@ def _rounding_drift() -> DemoInvoice:
     difference = header - sets_total(sets)
     if not CENT <= abs(difference) < 1:  # the point of this invoice; the fixed seed keeps it so
         raise ValueError(f"rounding drift {difference} is outside 0.01..0.99; change SEED")
-    invoice = microsoft_invoice(invoice_id, start, header, sets)
+    usage = daily_rated_for(rng, lines, start)
+    invoice = microsoft_invoice(invoice_id, start, header, [*sets, ("one_time", USAGE_LINE_TYPE)])
     note = "4-decimal line totals, header rounded per line to cents: sub-euro drift within tolerance 1"
-    return DemoInvoice(invoice, sets, DemoExpectation("active", difference, DRIFT_LINES, note))
+    expectation = DemoExpectation("active", difference, DRIFT_LINES, note, len(usage), Decimal(0))
+    return DemoInvoice(invoice, _with_usage(sets, usage), expectation)
+
+
+USAGE_UNDER_TOLERANCE_LINES = 12
+PARTIAL_SUBSCRIPTIONS = 3
+PARTIAL_MISSING_DAYS = 3
+
+
+def _usage_under_tolerance() -> DemoInvoice:
+    """Reconciliation subtotals are FLOOR(daily-rated sum, 2) per meter, as Microsoft rounds them: the daily-rated
+    total is a few cents above the reconciliation's, within the tolerance. Before ``v2_export_from``: v1 paging."""
+    invoice_id, start, rng = "G0523A0006", date(2023, 12, 1), random.Random(SEED + 6)
+    lines = _mixed(rng, invoice_id, start, {"licence": 10, "usage": USAGE_UNDER_TOLERANCE_LINES})
+    usage = []
+    for line in lines:
+        if line["meterDescription"]:
+            days = usage_days(rng, start, 3)
+            amounts = [SIGNIFICANT.plus(line["subtotal"] / 3 * Decimal(rng.randint(900, 1100)) / 1000) for _ in days]
+            usage += [daily_rated_line(rng, line, day, amount) for day, amount in zip(days, amounts, strict=True)]
+            line["subtotal"] = sum(amounts, Decimal(0)).quantize(CENT, ROUND_FLOOR)
+            line["taxTotal"], line["totalForCustomer"] = _with_tax(line["subtotal"])
+            line["unitPrice"] = line["effectiveUnitPrice"] = line["subtotal"]
+    sets = {("one_time", BILLING): lines}
+    difference = sum((line["subtotal"] for line in lines if line["meterDescription"]), Decimal(0)) - sum(
+        (u["billingPreTaxTotal"] for u in usage), Decimal(0)
+    )
+    if not -1 < difference < 0:  # the point of this invoice; the fixed seed keeps it so
+        raise ValueError(f"usage rounding {difference} is outside -0.99..-0.01; change SEED")
+    invoice = microsoft_invoice(invoice_id, start, sets_total(sets), [*sets, ("one_time", USAGE_LINE_TYPE)])
+    note = "daily-rated usage a few cents above the reconciliation's FLOOR-rounded usage, within tolerance (v1)"
+    expectation = DemoExpectation("active", Decimal(0), len(lines), note, len(usage), difference)
+    return DemoInvoice(invoice, _with_usage(sets, usage), expectation)
+
+
+def partial_usage_invoice() -> tuple[DemoInvoice, list[dict]]:
+    """An invoice whose daily-rated set lacks the last days of one subscription, and the full set it gets later."""
+    invoice_id, start, rng = "G0526A0007", date(2026, 1, 1), random.Random(SEED + 7)
+    lines = _mixed(rng, invoice_id, start, {"licence": 6, "usage": 9})
+    subscriptions = [f"5e1c0a1e-0000-4000-8000-{number:012d}" for number in range(1, PARTIAL_SUBSCRIPTIONS + 1)]
+    usage_lines = [line for line in lines if line["meterDescription"]]
+    for number, line in enumerate(usage_lines):
+        line["subscriptionId"] = subscriptions[number % PARTIAL_SUBSCRIPTIONS]
+    full = daily_rated_for(rng, usage_lines, start, days=5)
+    cut = month_end(start) - timedelta(days=PARTIAL_MISSING_DAYS - 1)
+    missing = [u for u in full if u["subscriptionId"] == subscriptions[0] and u["usageDate"] >= iso_midnight(cut)]
+    partial = [u for u in full if u not in missing]
+    sets = {("one_time", BILLING): lines}
+    invoice = microsoft_invoice(invoice_id, start, sets_total(sets), [*sets, ("one_time", USAGE_LINE_TYPE)])
+    difference = sum((u["billingPreTaxTotal"] for u in missing), Decimal(0))
+    note = (
+        f"daily-rated usage of subscription {subscriptions[0]} stops {PARTIAL_MISSING_DAYS} days before the period end"
+    )
+    expectation = DemoExpectation("checksum_error", Decimal(0), len(lines), note, len(partial), difference)
+    return DemoInvoice(invoice, _with_usage(sets, partial), expectation), full
+
+
+def _partial_usage() -> DemoInvoice:
+    return partial_usage_invoice()[0]
 
 
 def microsoft_demo_invoices() -> list[DemoInvoice]:
@@ -364,6 +535,8 @@ def microsoft_demo_invoices() -> list[DemoInvoice]:
         _credit_note_missing(),
         _marketplace_missing(),
         _rounding_drift(),
+        _usage_under_tolerance(),
+        _partial_usage(),
     ]
 
 

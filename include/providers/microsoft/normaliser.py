@@ -41,6 +41,8 @@ PROVIDER = "microsoft"
 
 class Family(NamedTuple):
     amount_key: str
+    pre_tax_key: str
+    """The amount before tax (what daily-rated usage is compared with)."""
     category: str | None
     """None: decided per line by ``CATEGORY_RULES``; otherwise this, or ``credit`` for a refund."""
     declares: str
@@ -52,12 +54,16 @@ class Family(NamedTuple):
     def amount_lookup(self) -> str:
         return _AMOUNT_LOOKUPS[self.amount_key]
 
+    @property
+    def pre_tax_lookup(self) -> str:
+        return _AMOUNT_LOOKUPS[self.pre_tax_key]
+
 
 FAMILIES = {
-    "office": Family("totalForCustomer", "licence", "licence", refunds=True),  # legacy LicenseBasedLineItem
-    "azure": Family("postTaxTotal", "usage", "usage"),  # legacy UsageBasedLineItem (145P)
-    "one_time": Family("totalForCustomer", None, "one_time"),  # new commerce, v1 or v2 export
-    "marketplace": Family("totalForCustomer", None, "marketplace"),  # legacy marketplace provider
+    "office": Family("totalForCustomer", "subtotal", "licence", "licence", refunds=True),  # LicenseBasedLineItem
+    "azure": Family("postTaxTotal", "pretaxCharges", "usage", "usage"),  # legacy UsageBasedLineItem (145P)
+    "one_time": Family("totalForCustomer", "subtotal", None, "one_time"),  # new commerce, v1 or v2 export
+    "marketplace": Family("totalForCustomer", "subtotal", None, "marketplace"),  # legacy marketplace provider
 }
 LINE_FIELDS = {
     "customer_id": ("customerid",),
@@ -186,7 +192,9 @@ def _is_microsoft(publisher: str | None) -> bool:
     return publisher is None or publisher.strip().lower().startswith("microsoft")
 
 
-_AMOUNT_LOOKUPS = {family.amount_key: f"amount:{family.amount_key}" for family in FAMILIES.values()}
+_AMOUNT_LOOKUPS = {
+    key: f"amount:{key}" for family in FAMILIES.values() for key in (family.amount_key, family.pre_tax_key)
+}
 _LOOKUPS = {
     **LINE_FIELDS,
     "currency": CURRENCY_KEYS,
@@ -353,6 +361,15 @@ def normalize_line(header: InvoiceHeader, line_no: int, source: str, raw: dict) 
     amount = raw.get(amount_key) if amount_key is not None else None
     if type(amount) is not Decimal or not amount.is_finite():  # noqa: E721  (exactly what the JSON parser makes)
         amount = parse_money(amount, field_name=f"{family.amount_key} of line {line_no} of invoice {header.invoice_id}")
+    pre_tax_key = reader.amounts.get(family.pre_tax_lookup)
+    pre_tax = raw.get(pre_tax_key) if pre_tax_key is not None else None
+    if pre_tax is not None and pre_tax != "":
+        where = f"{family.pre_tax_key} of line {line_no} of invoice {header.invoice_id}"
+        pre_tax = (
+            pre_tax if type(pre_tax) is Decimal and pre_tax.is_finite() else parse_money(pre_tax, field_name=where)
+        )  # noqa: E721
+    else:
+        pre_tax = None
     if family.category is None:
         category = _category(
             amount,
@@ -383,6 +400,7 @@ def normalize_line(header: InvoiceHeader, line_no: int, source: str, raw: dict) 
         None if charge_end_date is None else _cached_date(charge_end_date),
         description,
         source,
+        pre_tax,
         {name: text for name, text in zip(_EXTRA_NAMES, found[10:17], strict=True) if text is not None},
     )
 

@@ -6,7 +6,7 @@ Numbers are read as ``Decimal`` and written back verbatim. URL layout below the 
 
 - ``/login/<tenant>/oauth2/token`` (refresh-token grant; issues the Bearer tokens checked below)
 - ``/partnercenter/v1/invoices[/<id>[/lineitems[/<provider>/<type>]]]`` (offset and continuation paging)
-- ``/graph/v1.0/reports/partners/billing/...`` (export -> operation -> manifest)
+- ``/graph/v1.0/reports/partners/billing/...`` (reconciliation and billed-usage exports -> operation -> manifest)
 - ``/blobs/billing/<manifest>/<blob>?<sas>`` (gzip JSON lines, SAS checked)
 
 As long as the three Microsoft APIs it stands in for need (one handler per endpoint, sandbox code).
@@ -39,8 +39,12 @@ PROVIDERS = {"office": "office", "azure": "azure", "onetime": "one_time", "marke
 """billingProvider as spelled in v1 URLs -> as declared in invoiceDetails and file names."""
 LINE_TYPES = {"billinglineitems": "billing_line_items", "usagelineitems": "usage_line_items"}
 CONTINUATION_PAGED = {"one_time", "marketplace"}
-EXPORTED_SETS = [("one_time", "billing_line_items"), ("marketplace", "billing_line_items")]
-"""What the v2 billed-reconciliation export of an invoice contains."""
+EXPORTED_SETS = {
+    "reconciliation": [("one_time", "billing_line_items"), ("marketplace", "billing_line_items")],
+    "usage": [("one_time", "usage_line_items")],
+}
+"""What each v2 export of an invoice contains: billed reconciliation lines, billed daily-rated usage."""
+LINE_TYPE_PATHS = {"billing_line_items": "BillingLineItems", "usage_line_items": "UsageLineItems"}
 
 
 def connection(base_url: str) -> dict:
@@ -214,7 +218,7 @@ def _continuation_page(
         next_token = _encode_token({"set": [invoice_id, *set_name], "offset": offset + size, "size": size})
         payload["continuationToken"] = next_token
         payload["links"]["next"] = {
-            "uri": f"/invoices/{invoice_id}/lineitems/OneTime/BillingLineItems?seekOperation=Next",
+            "uri": f"/invoices/{invoice_id}/lineitems/OneTime/{LINE_TYPE_PATHS[set_name[1]]}?seekOperation=Next",
             "method": "GET",
             "headers": [{"key": "MS-ContinuationToken", "value": next_token}],
         }
@@ -255,7 +259,8 @@ def start_export(request: Request) -> Response:
         return error(400, "BadRequest", "invoiceId is required.")
     operation_id = str(uuid.uuid4())
     operations = request.server.state(__name__).setdefault("operations", {})
-    operations[operation_id] = {"invoice": body["invoiceId"], "polls": 0, "manifest": None}
+    export = request.match["export"]
+    operations[operation_id] = {"invoice": body["invoiceId"], "export": export, "polls": 0, "manifest": None}
     location = f"{request.server.url}{BILLING}/operations/{operation_id}"
     return Response(202, headers={"Location": location, "Retry-After": str(request.server.export_retry_after)})
 
@@ -273,7 +278,7 @@ def get_operation(request: Request) -> Response:
         return Response(200, {**payload, "status": "running"}, headers=retry)
     if _invoice(request, operation["invoice"]) is None:
         return Response(200, {**payload, "status": "failed", "error": {"code": "5000", "message": "No data available"}})
-    operation["manifest"] = operation["manifest"] or _build_manifest(request, operation["invoice"])
+    operation["manifest"] = operation["manifest"] or _build_manifest(request, operation["invoice"], operation["export"])
     manifest_url = f"{request.server.url}{BILLING}/manifests/{operation['manifest']}"
     return Response(
         200,
@@ -286,10 +291,10 @@ def get_operation(request: Request) -> Response:
     )
 
 
-def _build_manifest(request: Request, invoice_id: str) -> str:
+def _build_manifest(request: Request, invoice_id: str, export: str) -> str:
     """Cut the invoice's exported lines into gzip JSON-lines blobs of ``blob_lines`` (PascalCase keys)."""
     folder, per_blob = _invoice_dir(request, invoice_id), request.server.blob_lines
-    lines = [line for set_name in EXPORTED_SETS for line in _lines(folder, *set_name)]
+    lines = [line for set_name in EXPORTED_SETS[export] for line in _lines(folder, *set_name)]
     manifest_id = str(uuid.uuid4())
     blobs = {}
     for number, start in enumerate(range(0, len(lines), per_blob), start=1):
@@ -348,7 +353,7 @@ ROUTES: list[Route] = [
         r"/partnercenter/v1/invoices/(?P<invoice>[^/]+)/lineitems(?:/(?P<provider>[^/]+)/(?P<type>[^/]+))?",
         line_items,
     ),
-    ("POST", rf"{BILLING}/reconciliation/billed/export", start_export),
+    ("POST", rf"{BILLING}/(?P<export>reconciliation|usage)/billed/export", start_export),
     ("GET", rf"{BILLING}/operations/(?P<operation>[^/]+)", get_operation),
     ("GET", rf"{BILLING}/manifests/(?P<manifest>[^/]+)", get_manifest),
     ("GET", r"/blobs/billing/(?P<manifest>[^/]+)/(?P<blob>[^/]+)", get_blob),

@@ -6,7 +6,8 @@ per line, reading the amount straight into ``decimal128(24, 6)`` (exact: a JSON 
 from its text, and an amount finer than six places or wider than the column is refused). Everything
 else is the normaliser's own: the keys come from its tables (``FAMILIES``, ``LINE_FIELDS``,
 ``CURRENCY_KEYS`` through ``_LOOKUPS``), first non-blank key wins, the category is its
-``_category`` (called once per distinct combination of the seven texts it reads), the dates its
+``_category`` (called once per distinct combination of the texts it reads and the amount's sign), the
+pre-tax amount its family's key (``subtotal``), the dates its
 ``parse_date`` (once per distinct text).
 
 Arrow matches keys by their exact spelling, the normaliser case-insensitively and with every value
@@ -18,6 +19,8 @@ family of the batch's source is known, and every date parses.
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,9 +35,11 @@ AMOUNT_TYPE = pa.decimal128(24, MONEY_SCALE)
 """The stage's ``NUMERIC(24, 6)``."""
 _CATEGORY_INPUTS = (
     *("extra:reservation_order_id", "extra:publisher_name", "extra:credit_reason_code", "charge_type"),
-    *("meter", "subscription_description", "term"),
+    *("meter", "subscription_description", "term", "product_id", "description"),
 )
-"""The lookups :func:`_category` reads, in its argument order."""
+"""The lookups :func:`_category` reads after the amount, in its argument order."""
+_NEGATIVE = "-"
+"""The sign input of :func:`_categories`: a refund is a negative amount."""
 _TEXT_COLUMNS = {
     # staged column: the lookup it comes from
     "customer_id": "customer_id",
@@ -64,10 +69,10 @@ def batch_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
         return None
     if b"\\u0000" in content or b"\x00" in content:  # PostgreSQL text holds no NUL: let the normaliser path fail
         return None
-    planned = _plan(content[: content.index(b"\n") + 1], family.amount_key.lower())
+    planned = _plan(content[: content.index(b"\n") + 1], family.amount_key.lower(), family.pre_tax_key.lower())
     if planned is None:
         return None
-    schema, read, amount_key = planned
+    schema, read, amount_key, pre_tax_key = planned
     try:
         table = pj.read_json(
             pa.BufferReader(content),
@@ -84,10 +89,13 @@ def batch_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
     except InvalidProviderData:
         return None
     rows = table.num_rows
+    amount = table[amount_key].combine_chunks()
+    sign = pc.if_else(pc.less(amount, pa.scalar(0, AMOUNT_TYPE)), _NEGATIVE, pa.scalar(None, pa.string()))
     columns = {
         "line_no": pa.array(range(first_line_no, first_line_no + rows), pa.int64()),
-        "category": _categories(family.category, [texts[name] for name in _CATEGORY_INPUTS], rows),
-        "amount": table[amount_key],
+        "category": _categories(family.category, [sign, *(texts[name] for name in _CATEGORY_INPUTS)], rows),
+        "amount": amount,
+        "pre_tax_amount": table[pre_tax_key] if pre_tax_key else pa.nulls(rows, AMOUNT_TYPE),
         "currency_code": pc.fill_null(_first_text(table, read, "currency"), header.currency_code),
         **{column: texts[lookup] for column, lookup in _TEXT_COLUMNS.items()},
         **dates,
@@ -96,7 +104,9 @@ def batch_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
     return pa.table([columns[name] for name in LINE_COLUMNS], names=list(LINE_COLUMNS))
 
 
-def _plan(first_line: bytes, amount_key: str) -> tuple[pa.Schema, dict[str, str], str] | None:
+def _plan(
+    first_line: bytes, amount_key: str, pre_tax_key: str
+) -> tuple[pa.Schema, dict[str, str], str, str | None] | None:
     """The schema every line of the batch must have (the first line's keys, exactly as spelled), the
     spelling of each text key read, and the amount's; ``None`` if the first line already disagrees.
 
@@ -117,14 +127,14 @@ def _plan(first_line: bytes, amount_key: str) -> tuple[pa.Schema, dict[str, str]
     fields = []
     for field in inferred:
         key = field.name.lower()
-        if key == amount_key:
+        if key in (amount_key, pre_tax_key):
             field = field.with_type(AMOUNT_TYPE)
         elif key in read:
             field = field.with_type(pa.string())
         elif pa.types.is_integer(field.type):
             field = field.with_type(pa.float64())
         fields.append(field)
-    return pa.schema(fields), read, spellings[amount_key]
+    return pa.schema(fields), read, spellings[amount_key], spellings.get(pre_tax_key)
 
 
 def _first_text(table: pa.Table, read: dict[str, str], lookup: str) -> pa.Array:
@@ -148,7 +158,8 @@ def _dates(texts: pa.Array) -> pa.Array:
 
 
 def _categories(fixed: str | None, inputs: list[pa.Array], rows: int) -> pa.Array:
-    """The family's category, or :func:`_category` of each distinct combination of its inputs."""
+    """The family's category, or :func:`_category` of each distinct combination of its inputs (the first is
+    the amount's sign: a refund is decided by it, a legacy fixed category never is on this path)."""
     if fixed is not None:
         return pa.array([fixed] * rows, pa.string())
     # "" never occurs in the inputs (blank is null), so filling nulls with it keeps every key distinct.
@@ -156,7 +167,8 @@ def _categories(fixed: str | None, inputs: list[pa.Array], rows: int) -> pa.Arra
     keys = pa.table([pc.fill_null(column, "") for column in inputs], names=names)
     combos = keys.group_by(names, use_threads=False).aggregate([])
     category = [
-        _category(*(text or None for text in combo)) for combo in zip(*combos.to_pydict().values(), strict=True)
+        _category(Decimal(-1) if sign == _NEGATIVE else Decimal(0), *(text or None for text in texts))
+        for sign, *texts in zip(*combos.to_pydict().values(), strict=True)
     ]
     lookup = combos.append_column("category", pa.array(category, pa.string()))
     keyed = keys.append_column("row", pa.array(range(rows), pa.int64()))

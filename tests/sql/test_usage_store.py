@@ -1,0 +1,136 @@
+"""Daily-rated usage in the invoice database, on SQLite and PostgreSQL: exact at 16 decimals, summed exactly."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from decimal import Decimal
+
+import pytest
+
+from include.daily_usage import UsageLine
+from include.model import InvalidProviderData, InvoiceHeader, InvoiceLine
+from include.providers.microsoft.usage import normalize_usage_lines
+from include.sql.stage import open_stages
+from include.sql.store import AttemptKey
+from include.sql.usage import compare_staged_usage, mismatches, record_mismatches, stage_usage, usage_lines
+
+D = Decimal
+HEADER = InvoiceHeader("microsoft", "G1", "EUR", D("0"))
+
+
+def _usage(amounts: list[Decimal], subscription: str = "sub-1", day: date = date(2026, 1, 31)) -> list[UsageLine]:
+    return [
+        UsageLine(n, "cust-1", subscription, day, "DZH318Z0BPS6", "m", "D2 v3", "VM", None, D("1"), None, amount, "EUR")
+        for n, amount in enumerate(amounts, start=1)
+    ]
+
+
+def _recon(pre_tax: list[Decimal], subscription: str = "sub-1") -> list[InvoiceLine]:
+    return [
+        InvoiceLine(
+            line_no=n,
+            category="usage",
+            amount=amount,
+            currency_code="EUR",
+            customer_id="cust-1",
+            subscription_id=subscription,
+            source="one_time/billing_line_items",
+            pre_tax_amount=amount,
+        )
+        for n, amount in enumerate(pre_tax, start=1)
+    ]
+
+
+def fifteen_digit_amounts(count: int, seed: int = 7) -> list[Decimal]:
+    """Daily values of 15 significant digits, like Microsoft's 0.486031696515249."""
+    rng = random.Random(seed)
+    return [D(rng.randint(10**14, 10**15 - 1)).scaleb(-rng.randint(13, 15)) for _ in range(count)]
+
+
+def test_sums_of_15_significant_digit_daily_values_are_exact(invoice_db):
+    amounts = fifteen_digit_amounts(3000)
+    exact = sum(amounts, D(0))
+    assert D(repr(sum(float(a) for a in amounts))) != exact  # a float sum would not be
+    invoice_db.stage("u1").fill(_recon([D("1.00")]))
+    assert stage_usage(invoice_db.engine, "u1", _usage(amounts)) == len(amounts)
+
+    [row] = compare_staged_usage(invoice_db.engine, "u1")
+    assert row.daily_rated_pre_tax == exact and row.daily_rated_lines == len(amounts)
+    assert row.difference == D("1.00") - exact and row.reconciliation_pre_tax == D("1.00")
+    invoice_db.stage("u1").drop()
+    assert open_stages(invoice_db.engine) == []  # both the lines' and the usage's stage
+
+
+def test_amounts_beyond_a_64_bit_integer_at_16_decimals_stay_exact(invoice_db):
+    big = [D("123456789012.1234567890123456"), D("0.0000000000000001"), D("-923.0000000000000001")]
+    invoice_db.stage("u2").fill(_recon([D("123456788089.12")]))
+    stage_usage(invoice_db.engine, "u2", _usage(big))
+    [row] = compare_staged_usage(invoice_db.engine, "u2")
+    assert row.daily_rated_pre_tax == sum(big, D(0)) == D("123456788089.1234567890123456")
+    invoice_db.stage("u2").drop()
+
+
+def test_finer_than_16_decimals_is_refused_with_one_sentence():
+    raw = {"subscriptionId": "s", "usageDate": "2026-01-02T00:00:00Z", "billingPreTaxTotal": D("0.00000000000000001")}
+    with pytest.raises(
+        InvalidProviderData,
+        match="usage line 1 of invoice G1 1E-17 has more than 16 decimal places; amounts are kept to 16 places",
+    ):
+        list(normalize_usage_lines(HEADER, [raw]))
+    with pytest.raises(
+        InvalidProviderData, match="billingPreTaxTotal of daily-rated usage line 1 of invoice G1 is missing"
+    ):
+        list(normalize_usage_lines(HEADER, [{"subscriptionId": "s"}]))
+
+
+def test_v1_and_export_spellings_read_alike():
+    camel = {
+        "customerId": "c",
+        "subscriptionId": "s",
+        "usageDate": "2026-01-02T00:00:00Z",
+        "meterId": "m",
+        "meterName": "n",
+        "quantity": D("0.5"),
+        "unitPrice": D("0.0209496384791679"),
+        "billingPreTaxTotal": D("0.486031696515249"),
+        "billingCurrency": "eur",
+    }
+    pascal = {key[:1].upper() + key[1:]: value for key, value in camel.items()}
+    first, second = normalize_usage_lines(HEADER, [camel, pascal])
+    assert first._replace(line_no=2) == second
+    assert (first.usage_date, first.billing_pre_tax_total, first.currency_code) == (
+        date(2026, 1, 2),
+        D("0.486031696515249"),
+        "EUR",
+    )
+
+
+def test_subscriptions_on_one_side_only_and_the_load(invoice_db):
+    invoice_db.stage("u3").fill(
+        [*_recon([D("10.00")], "only-recon"), _recon([D("5.00")], "both")[0]._replace(line_no=2)]
+    )
+    stage_usage(
+        invoice_db.engine, "u3", [*_usage([D("5")], "both"), _usage([D("2.5")], "only-daily")[0]._replace(line_no=2)]
+    )
+    rows = {row.subscription_id: row for row in compare_staged_usage(invoice_db.engine, "u3")}
+    assert rows["only-recon"].difference == D("10.00") and rows["only-recon"].last_usage_date is None
+    assert rows["only-daily"].difference == D("-2.5") and rows["both"].difference == 0
+
+    key = AttemptKey("microsoft", "G1", "provider_invoice_sync_microsoft", "r1")
+    with invoice_db.engine.begin() as conn:
+        assert record_mismatches(conn, "microsoft", "G1", "r1", rows.values()) == 2
+    assert [r["subscription_id"] for r in mismatches(invoice_db.engine, "microsoft", "G1")] == [
+        "only-recon",
+        "only-daily",
+    ]
+
+    invoice_db.start_attempt(key)
+    totals = {"header_total": D("15"), "detail_total": D("15"), "difference": D(0), "tolerance_applied": D(1)}
+    invoice_db.load_from_stage(key, HEADER, "u3", totals=totals)
+    loaded = usage_lines(invoice_db.engine, "microsoft", "G1")
+    assert sorted((u["subscription_id"], u["billing_pre_tax_total"]) for u in loaded) == [
+        ("both", D("5")),
+        ("only-daily", D("2.5")),
+    ]
+    assert open_stages(invoice_db.engine) == []  # the load dropped both stages
