@@ -10,7 +10,7 @@ from airflow.sdk import DAG, Param
 
 from include.dag_builder import DEFAULT_ARGS, invoice_pipeline
 from include.dag_docs import MANUAL_SYNC_DOC
-from include.params import invoice_id_param, provider_param, text_template
+from include.params import account_param, invoice_id_param, provider_param, text_template
 
 with DAG(
     dag_id="provider_invoice_manual_sync",
@@ -25,6 +25,7 @@ with DAG(
     params={
         "provider": provider_param(),
         "invoice_id": invoice_id_param(),
+        "account": account_param(),
         "override_tolerance": Param(
             None,
             type=["null", "number"],
@@ -45,6 +46,7 @@ with DAG(
     invoice_pipeline(
         text_template("provider"),
         text_template("invoice_id"),
+        account=text_template("account"),
         override_tolerance="{{ params.override_tolerance }}",
         override_reason=text_template("override_reason"),
     )

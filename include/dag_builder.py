@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, task_group
+from airflow.sdk import DAG, task, task_group
+from airflow.sdk.exceptions import AirflowFailException
 
 from include.dag_docs import SYNC_DOC
 from include.providers import get_provider
@@ -16,7 +17,7 @@ from plugins.notifiers.checksum_alert import ChecksumAlertNotifier
 from plugins.operators.activate import ActivateInvoiceOperator
 from plugins.operators.checksum import ChecksumValidationOperator
 from plugins.operators.fetch import FetchInvoiceOperator
-from plugins.operators.list_invoices import ListInvoicesOperator
+from plugins.operators.list_invoices import LISTING_FAILURES, ListInvoicesOperator
 from plugins.operators.load import LoadInvoiceOperator
 
 START_DATE = datetime(2026, 1, 1)
@@ -28,12 +29,17 @@ DEFAULT_ARGS = {
 }
 
 
-def invoice_pipeline(provider, invoice_id, *, override_tolerance=None, override_reason=None) -> None:
-    """fetch -> checksum_validation -> load -> activate for one invoice (task ids are a contract)."""
+def invoice_pipeline(provider, invoice_id, *, account=None, override_tolerance=None, override_reason=None) -> None:
+    """fetch -> checksum_validation -> load -> activate for one invoice of ``account`` (task ids are a contract).
+
+    Only the fetch is told the account (a connection id; None: the provider's default account): the checksum
+    reads it from the fetch's XCom, and load and activate from the invoice's attempt and row.
+    """
     fetch = FetchInvoiceOperator(
         task_id="fetch",
         provider=provider,
         invoice_id=invoice_id,
+        account=account,
         override_tolerance=override_tolerance,
         override_reason=override_reason,
     )
@@ -51,8 +57,17 @@ def invoice_pipeline(provider, invoice_id, *, override_tolerance=None, override_
     load >> ActivateInvoiceOperator(task_id="activate", provider=provider, invoice_id=invoice_id)
 
 
+@task(retries=0)
+def check_listings(failures: list[str]) -> None:
+    """Fail, in the listing's own sentences, when an account could not be listed or listed another account's
+    invoice; the other accounts' invoices are synced all the same (this task waits for nothing but the listing)."""
+    if failures:
+        raise AirflowFailException(" ".join(failures))
+
+
 def build_sync_dag(provider: str) -> DAG:
-    """``provider_invoice_sync_<provider>``: list invoices, then the pipeline mapped once per invoice."""
+    """``provider_invoice_sync_<provider>``: list every account's invoices, then the pipeline mapped once per
+    (account, invoice); ``check_listings`` fails the run naming any account whose listing failed."""
     spec = get_provider(provider)
     with DAG(
         dag_id=f"provider_invoice_sync_{provider}",
@@ -65,13 +80,14 @@ def build_sync_dag(provider: str) -> DAG:
         tags=["invoices", provider],
         doc_md=SYNC_DOC.format(display_name=spec.display_name),
     ) as dag:
-        invoice_ids = ListInvoicesOperator(task_id="list_invoices", provider=provider)
+        listed = ListInvoicesOperator(task_id="list_invoices", provider=provider)
 
         # prefix_group_id=False keeps the contract task ids; the mapped group makes each invoice
         # independent: one red checksum does not stop the other invoices.
         @task_group(group_id="invoice", prefix_group_id=False)
-        def sync_invoice(invoice_id):
-            invoice_pipeline(provider, invoice_id)
+        def sync_invoice(account, invoice_id):
+            invoice_pipeline(provider, invoice_id, account=account)
 
-        sync_invoice.expand(invoice_id=invoice_ids.output)
+        sync_invoice.expand_kwargs(listed.output)
+        check_listings(listed.output[LISTING_FAILURES])
     return dag

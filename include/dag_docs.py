@@ -30,6 +30,9 @@ Every day this DAG asks {display_name} which invoices exist, then for each new o
 **fetch** (download every line), **checksum_validation** (the header total must equal the sum of the
 lines, within the tolerance), **load** (all lines or none) and **activate**. Each invoice runs on its
 own: one red invoice does not stop the others (the task instances are labelled with the invoice id).
+A provider with several accounts (`accounts` in `invoice_sync_settings`) is listed account by account;
+an account whose listing fails does not stop the others' invoices, and `check_listings` turns red
+naming it.
 
 Active invoices are not downloaded again; deactivated ones wait for a manual sync. Invoices with a
 checksum error or a failure are retried by the next run.
@@ -43,6 +46,8 @@ MANUAL_SYNC_DOC = (
 Downloads one invoice (provider + invoice id) and runs the same checksum, load and activation as the
 daily import. Easiest from the {WORKSPACE} workspace, which lists what each provider offers.
 
+* **Account** (optional): the connection of the provider account the invoice comes from, when the
+  provider has several; empty means the provider's default account (the workspace fills it in).
 * **Override tolerance** (optional): accept a difference up to this amount (rounded up to a whole
   number) for this run only; a **reason** is required with it and is stored as a note.
 * An invoice that is already **active** is refused: deactivate it first.

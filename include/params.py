@@ -5,6 +5,7 @@ from __future__ import annotations
 from airflow.sdk import Param
 
 from include.providers import PROVIDERS, SAFE_INVOICE_ID_MAX_LENGTH, SAFE_INVOICE_ID_PATTERN
+from include.settings import ACCOUNT_ID_PATTERN
 
 
 def provider_param() -> Param:
@@ -28,6 +29,18 @@ def invoice_id_param() -> Param:
         title="Invoice id",
         description="The provider's invoice number, e.g. G012345678 (Microsoft) or the Ion invoice id: "
         "letters, digits, - and _ only.",
+    )
+
+
+def account_param() -> Param:
+    """A connection id or nothing; the first task checks it against the provider's accounts in the settings."""
+    return Param(
+        None,
+        type=["null", "string"],
+        pattern=rf"^{ACCOUNT_ID_PATTERN}(?!\n)$",
+        title="Account",
+        description="The connection of the provider account the invoice comes from, when the provider has several "
+        "(invoice_sync_settings). Leave empty for the provider's default account.",
     )
 
 

@@ -22,6 +22,18 @@ misspelt ``"microsfot"``) is refused rather than silently ignored. Keys and defa
   period, a failing usage checksum (daily-rated usage against the reconciliation lines) needs attention in
   the daily mail and fires the optional alert; before it, it is retried by the next scheduled run. In a
   shorter month the last day stands in for a later one.
+- ``accounts`` (default: one account, the provider's ``_default`` connection): the provider accounts the sync
+  lists, each an Airflow connection, e.g. one Partner Center account per CSP region. Either a list of
+  connection ids, or an object of connection id -> that account's own values of the keys above, which override
+  the provider section's (the rest is inherited)::
+
+      {"microsoft": {"usage_mismatch_tolerance": 1, "accounts": {
+          "partner_center_emea": {"usage_mismatch_tolerance": 2},
+          "partner_center_apac": {"active_currencies": ["AUD", "JPY"]}}}}
+
+  The first account is the provider's default account (a manual sync that names none). The connection id is
+  the account's identity in the invoice database (``provider_invoice.account``): an invoice stays with the
+  account it was first imported from, so keep a connection's id when you change its credentials.
 """
 
 from __future__ import annotations
@@ -36,6 +48,8 @@ TAX_MODES = ("lines", "header")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_TOLERANCE = Decimal(1_000_000)
 """A tolerance above this would let any plausible invoice pass: a typo, not a setting."""
+ACCOUNT_ID_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}"
+"""An account's connection id: letters, digits, ``_``, ``.`` and ``-``, at most 64 characters (the database column)."""
 _KEYS = (
     "usage_mismatch_tolerance",
     "active_currencies",
@@ -52,6 +66,8 @@ class InvalidSettings(ValueError):
 
 @dataclass(frozen=True)
 class ProviderSettings:
+    """One account's settings: the provider section's values, overridden by the account's own."""
+
     usage_mismatch_tolerance: Decimal = Decimal("1")
     active_currencies: tuple[str, ...] | None = None
     """``None`` means every currency is active."""
@@ -60,38 +76,115 @@ class ProviderSettings:
     """``None`` means :func:`include.staging.default_processes`."""
     stage_parallel_from_lines: int = 20_000
     usage_escalation_day: int = 11
+    account: str | None = None
+    """The connection id of the account; ``None`` only where no account is meant (a settings object built by hand)."""
 
     def currency_is_active(self, currency_code: str) -> bool:
         return self.active_currencies is None or currency_code.upper() in self.active_currencies
 
 
-def parse_settings(raw: str | dict | None, provider: str) -> ProviderSettings:
-    """Validate the variable's value for ``provider``; a bad value fails naming the key and the reason."""
-    if raw in (None, ""):
-        return ProviderSettings()
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw, parse_float=Decimal)
-        except json.JSONDecodeError as err:
-            raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} is not valid JSON: {err}.") from None
-    if not isinstance(raw, dict):
-        raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} must be a JSON object keyed by provider.")
+def parse_settings(raw: str | dict | None, provider: str, account: str | None = None) -> ProviderSettings:
+    """The settings of ``provider``'s ``account`` (default: its first account); a bad value fails naming the key
+    and the reason, an account the settings do not name fails naming the provider's accounts."""
+    accounts = parse_accounts(raw, provider)
+    if account is None:
+        return next(iter(accounts.values()))
+    if account not in accounts:
+        from include.providers import get_provider
+
+        raise InvalidSettings(
+            f"{account!r} is not an account of {get_provider(provider).display_name}: its accounts are "
+            f"{', '.join(accounts)} (the {SETTINGS_VARIABLE} variable names them)."
+        )
+    return accounts[account]
+
+
+def parse_accounts(raw: str | dict | None, provider: str) -> dict[str, ProviderSettings]:
+    """Connection id -> settings of every account of ``provider``, in the order the variable names them.
+
+    Every section is validated, whichever provider's sync reads the variable, and no connection may be an
+    account of two providers (its hooks would read one API as another's).
+    """
     from include.providers import PROVIDERS
 
+    raw = _variable(raw)
     unknown_sections = sorted(set(raw) - set(PROVIDERS))
     if unknown_sections:
         raise InvalidSettings(
             f"Variable {SETTINGS_VARIABLE} has unknown provider section(s) {', '.join(map(repr, unknown_sections))}: "
             f"the providers are {', '.join(sorted(PROVIDERS))}."
         )
-    sections = {name: _section(value, f"{SETTINGS_VARIABLE}.{name}") for name, value in raw.items()}
-    return sections.get(provider, ProviderSettings())
+    everyone = {name: _accounts(raw.get(name, {}), name) for name in PROVIDERS}
+    owner: dict[str, str] = {}
+    for name, accounts in everyone.items():
+        for conn_id in accounts:
+            if owner.setdefault(conn_id, name) != name:
+                raise InvalidSettings(
+                    f"Variable {SETTINGS_VARIABLE} names connection {conn_id} as an account of both "
+                    f"{owner[conn_id]} and {name}; a connection belongs to one provider."
+                )
+    return everyone[provider]
 
 
-def _section(section: object, where: str) -> ProviderSettings:
-    """One provider's section, validated (every section is, whichever provider's sync reads the variable)."""
+def _variable(raw: str | dict | None) -> dict:
+    """The variable's JSON object; a key twice in one object is refused (JSON would silently keep the last)."""
+    if raw in (None, ""):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw, parse_float=Decimal, object_pairs_hook=_unique_keys)
+        except json.JSONDecodeError as err:
+            raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} is not valid JSON: {err}.") from None
+    if not isinstance(raw, dict):
+        raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} must be a JSON object keyed by provider.")
+    return raw
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise InvalidSettings(f"Variable {SETTINGS_VARIABLE} names {key!r} twice in one object.")
+        seen[key] = value
+    return seen
+
+
+def _accounts(section: object, provider: str) -> dict[str, ProviderSettings]:
+    """One provider's section: its accounts, each with the section's values overridden by its own."""
+    from include.providers import get_provider
+
+    where = f"{SETTINGS_VARIABLE}.{provider}"
     if not isinstance(section, dict):
         raise InvalidSettings(f"{where} must be a JSON object.")
+    inherited = _values({k: v for k, v in section.items() if k != "accounts"}, where)
+    default = get_provider(provider).conn_id
+    accounts = section.get("accounts", [default])
+    where = f"{where}.accounts"
+    if isinstance(accounts, list) and all(isinstance(conn_id, str) for conn_id in accounts):
+        duplicates = sorted({conn_id for conn_id in accounts if accounts.count(conn_id) > 1})
+        if duplicates:
+            raise InvalidSettings(f"{where} names {', '.join(duplicates)} more than once.")
+        accounts = {conn_id: {} for conn_id in accounts}
+    if not isinstance(accounts, dict) or not accounts:
+        raise InvalidSettings(
+            f"{where} must name at least one connection: a list of connection ids, or an object of connection id -> "
+            "that account's settings."
+        )
+    settings = {}
+    for conn_id, own in accounts.items():
+        if not re.fullmatch(ACCOUNT_ID_PATTERN, conn_id):
+            raise InvalidSettings(
+                f"{where} names {conn_id[:80]!r}, which is not a connection id: letters, digits, _, . and - only, "
+                "at most 64 characters."
+            )
+        if not isinstance(own, dict):
+            raise InvalidSettings(f"{where}.{conn_id} must be a JSON object of that account's settings.")
+        settings[conn_id] = ProviderSettings(**{**inherited, **_values(own, f"{where}.{conn_id}")}, account=conn_id)
+    return settings
+
+
+def _values(section: dict, where: str) -> dict:
+    """The validated values a section (a provider's or one account's) sets; what it leaves out is inherited."""
     unknown = sorted(set(section) - {*_KEYS})
     if unknown:
         raise InvalidSettings(f"{where} has unknown key(s) {', '.join(unknown)}.")
@@ -123,7 +216,7 @@ def _section(section: object, where: str) -> ProviderSettings:
         if isinstance(day, bool) or not isinstance(day, int) or not 1 <= day <= 31:
             raise InvalidSettings(f"{where}.usage_escalation_day must be a day of the month (1 to 31), got {day!r}.")
         values["usage_escalation_day"] = day
-    return ProviderSettings(**values)
+    return values
 
 
 def _tolerance(value: object, where: str) -> Decimal:
@@ -148,8 +241,17 @@ def _tolerance(value: object, where: str) -> Decimal:
     return tolerance
 
 
-def load_settings(provider: str) -> ProviderSettings:
-    """Read and validate the Variable at task run time (never at DAG parse time)."""
+def load_settings(provider: str, account: str | None = None) -> ProviderSettings:
+    """Read and validate the Variable at task run time (never at DAG parse time): ``account``'s settings."""
+    return parse_settings(_read(), provider, account)
+
+
+def load_accounts(provider: str) -> dict[str, ProviderSettings]:
+    """Every account of ``provider`` with its settings, read at task run time."""
+    return parse_accounts(_read(), provider)
+
+
+def _read() -> str | None:
     from airflow.sdk import Variable
 
-    return parse_settings(Variable.get(SETTINGS_VARIABLE, default=None), provider)
+    return Variable.get(SETTINGS_VARIABLE, default=None)

@@ -114,15 +114,24 @@ def _grouped(report: StatusReport) -> list[tuple[str, list[tuple[str, list[Item]
     grouped = []
     for provider in report.providers():
         sections = [
-            (SECTION_TITLES[name], [_item(name, entry) for entry in entries if entry.provider == provider])
+            (
+                SECTION_TITLES[name],
+                [
+                    _item(name, entry, show_account=provider in report.several_accounts)
+                    for entry in entries
+                    if entry.provider == provider
+                ],
+            )
             for name, entries in report.sections().items()
         ]
         grouped.append((_display_name(provider), [(title, items) for title, items in sections if items]))
     return grouped
 
 
-def _item(section: str, entry: InvoiceEntry) -> Item:
+def _item(section: str, entry: InvoiceEntry, *, show_account: bool = False) -> Item:
+    """``show_account``: the provider has several accounts, so the invoice is named with its account's."""
     currency = entry.currency_code or ""
+    label = f"{entry.invoice_id} ({entry.account})" if show_account and entry.account else entry.invoice_id
     if section == "checksum_errors":
         details = ()
         if entry.hint:
@@ -132,23 +141,23 @@ def _item(section: str, entry: InvoiceEntry) -> Item:
                 f"What to do: {entry.hint.action}",
             )
         return Item(
-            f"{entry.invoice_id}: header {money(entry.header_total)}, detail {money(entry.detail_total)}, "
+            f"{label}: header {money(entry.header_total)}, detail {money(entry.detail_total)}, "
             f"difference {money(entry.difference)} {currency}".rstrip(),
             details,
             entry.task_url,
         )
     if section == "activated":
-        return Item(f"{entry.invoice_id}: {money(entry.header_total)} {currency}".rstrip())
+        return Item(f"{label}: {money(entry.header_total)} {currency}".rstrip())
     if section == "deactivations":
         return Item(
-            f"{entry.invoice_id}: deactivated by {entry.by or 'unknown'} at {_when(entry.at)}",
+            f"{label}: deactivated by {entry.by or 'unknown'} at {_when(entry.at)}",
             (f"Reason: {entry.message or 'none given'}",),
         )
     status = STATUS_LABELS.get(entry.status, entry.status)
     since = f" since {_when(entry.at)}" if section == "waiting" else f" at {_when(entry.at)}"
     difference = f", difference {money(entry.difference)} {currency}".rstrip() if entry.difference else ""
     return Item(
-        f"{entry.invoice_id}: {status}{since}{difference}",
+        f"{label}: {status}{since}{difference}",
         (entry.message,) if entry.message else (),
         entry.task_url,
     )

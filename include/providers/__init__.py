@@ -89,7 +89,8 @@ class ProviderSpec:
     hook_path: str
     """``module.Class`` of the hook (a :class:`ProviderHook`); constructed with ``conn_id``."""
     conn_id: str
-    """The Airflow connection of the provider API; the hook's default and the sandbox's connection."""
+    """The Airflow connection of the provider API; the hook's default, the sandbox's connection and the provider's
+    one account unless ``invoice_sync_settings`` names its ``accounts``."""
     package: str
     """Dotted package with the ``normaliser``, ``sandbox`` and ``demo`` modules."""
     suite_file: str
@@ -131,9 +132,10 @@ class ProviderSpec:
     def normaliser_path(self) -> str:
         return f"{self.package}.normaliser"
 
-    def get_hook(self) -> ProviderHook:
+    def get_hook(self, conn_id: str | None = None) -> ProviderHook:
+        """The hook on an account's connection ``conn_id`` (default: the provider's ``_default`` connection)."""
         module_name, _, class_name = self.hook_path.rpartition(".")
-        return getattr(importlib.import_module(module_name), class_name)(conn_id=self.conn_id)
+        return getattr(importlib.import_module(module_name), class_name)(conn_id=conn_id or self.conn_id)
 
     def normaliser(self) -> Normaliser:
         return cast(Normaliser, importlib.import_module(self.normaliser_path))

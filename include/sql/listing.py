@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, or_
 from sqlalchemy.engine import Engine
 
 from include.model import InvoiceHeader
@@ -12,12 +12,19 @@ from include.sql.schema import provider_invoice_listing
 from include.sql.store import utcnow
 
 
-def record_listing(engine: Engine, provider: str, headers: Iterable[InvoiceHeader]) -> int:
-    """Replace ``provider``'s listed invoices with ``headers`` in one transaction; returns how many."""
+def record_listing(
+    engine: Engine, provider: str, listed: Mapping[str, Iterable[InvoiceHeader]], accounts: Iterable[str]
+) -> int:
+    """Replace the rows of every account in ``listed`` (account -> headers) in one transaction; returns how many.
+
+    An account of ``accounts`` missing from ``listed`` (its listing failed) keeps the rows of its last listing;
+    the rows of an account no longer among ``accounts`` go.
+    """
     now = utcnow()
     rows = [
         {
             "provider": provider,
+            "account": account,
             "invoice_id": header.invoice_id,
             "currency_code": header.currency_code,
             "header_total": header.header_total,
@@ -27,10 +34,13 @@ def record_listing(engine: Engine, provider: str, headers: Iterable[InvoiceHeade
             "document_type": header.document_type,
             "listed_at": now,
         }
+        for account, headers in listed.items()
         for header in {h.invoice_id: h for h in headers}.values()
     ]
+    t = provider_invoice_listing
     with engine.begin() as conn:
-        conn.execute(delete(provider_invoice_listing).where(provider_invoice_listing.c.provider == provider))
+        replaced = or_(t.c.account.in_(list(listed)), t.c.account.not_in(list(accounts)))
+        conn.execute(delete(t).where(t.c.provider == provider, replaced))
         if rows:
-            conn.execute(insert(provider_invoice_listing), rows)
+            conn.execute(insert(t), rows)
     return len(rows)

@@ -96,6 +96,7 @@ provider_invoice = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("provider", String(32), nullable=False),
     Column("invoice_id", String(64), nullable=False),
+    Column("account", String(64), nullable=False),
     Column("status", String(20), nullable=False),
     Column("currency_code", String(3)),
     Column("header_total", Money),
@@ -116,6 +117,8 @@ provider_invoice = Table(
     Column("deactivated_at", DateTime(timezone=True)),
     UniqueConstraint("provider", "invoice_id", name="uq_provider_invoice"),
 )
+"""``account``: the connection id of the provider account the invoice comes from (``invoice_sync_settings``);
+an invoice id stays unique per provider, and one listed by a second account is refused, never crossed."""
 
 _line_columns = (
     ("line_no", Integer, False),
@@ -157,6 +160,7 @@ invoice_sync_attempt = Table(
     Column("invoice_id", String(64), nullable=False),
     Column("dag_id", String(250), nullable=False),
     Column("run_id", String(250), nullable=False),
+    Column("account", String(64), nullable=False),
     Column("triggered_by", String(250)),
     Column("outcome", String(32), nullable=False),
     Column("header_total", Money),
@@ -191,6 +195,7 @@ provider_invoice_listing = Table(
     "provider_invoice_listing",
     metadata,
     Column("provider", String(32), nullable=False),
+    Column("account", String(64), nullable=False),
     Column("invoice_id", String(64), nullable=False),
     Column("currency_code", String(3)),
     Column("header_total", Money),
@@ -199,10 +204,11 @@ provider_invoice_listing = Table(
     Column("billing_period_end", Date),
     Column("document_type", String(32)),
     Column("listed_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("provider", "invoice_id", name="pk_provider_invoice_listing"),
+    PrimaryKeyConstraint("provider", "account", "invoice_id", name="pk_provider_invoice_listing"),
 )
-"""What each provider's API listed at the last scheduled sync: the invoices a person can pick in the
-workspace's manual sync, without the page calling the provider. Replaced per provider by each listing."""
+"""What each provider account's API listed at the last scheduled sync: the invoices a person can pick in the
+workspace's manual sync, without the page calling the provider. Replaced per account by each listing (an
+account whose listing failed keeps the rows of its last one)."""
 
 
 invoice_notification = Table(

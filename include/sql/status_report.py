@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.engine import Engine
 
 from include.sql.schema import invoice_notification, invoice_sync_attempt, provider_invoice
@@ -47,6 +47,8 @@ class InvoiceEntry:
     invoice_id: str
     at: datetime
     status: str
+    account: str | None = None
+    """The connection id of the provider account (shown when the provider has several)."""
     currency_code: str | None = None
     header_total: Decimal | None = None
     detail_total: Decimal | None = None
@@ -76,6 +78,8 @@ class StatusReport:
     waiting: tuple[InvoiceEntry, ...]
     usage_pending: tuple[InvoiceEntry, ...] = ()
     """Usage checksum errors before their escalation day: retried daily, no person needed yet."""
+    several_accounts: frozenset[str] = frozenset()
+    """Providers whose invoices come from more than one account: their entries name the account."""
 
     def sections(self) -> dict[str, tuple[InvoiceEntry, ...]]:
         """Section name -> entries, in the order the mail shows them (what needs a person first)."""
@@ -132,7 +136,16 @@ def build_report(engine: Engine, start: datetime, end: datetime, *, today: date 
         usage_pending=_sorted(
             [*(e for e in errors if e.usage_pending(today)), *(e for e in waiting if e.usage_pending(today))]
         ),
+        several_accounts=frozenset(several_accounts(engine)),
     )
+
+
+def several_accounts(engine: Engine) -> list[str]:
+    """The providers whose invoices come from more than one account: where the mail and the workspace name it."""
+    inv = provider_invoice
+    query = select(inv.c.provider).group_by(inv.c.provider).having(func.count(func.distinct(inv.c.account)) > 1)
+    with engine.connect() as conn:
+        return sorted(conn.execute(query).scalars())
 
 
 def record_notification(
@@ -171,6 +184,7 @@ def _finished_attempts(engine: Engine, start: datetime, end: datetime) -> list:
         select(
             a.c.provider,
             a.c.invoice_id,
+            a.c.account,
             a.c.outcome,
             a.c.header_total,
             a.c.detail_total,
@@ -209,6 +223,7 @@ def _attempt_entry(row) -> InvoiceEntry:
         invoice_id=row.invoice_id,
         at=as_utc(row.finished_at),
         status=row.outcome,
+        account=row.account,
         currency_code=row.currency_code,
         header_total=row.header_total,
         detail_total=row.detail_total,
@@ -253,6 +268,7 @@ def _waiting(engine: Engine, start: datetime) -> tuple[InvoiceEntry, ...]:
             invoice_id=row.invoice_id,
             at=as_utc(row.updated_at),
             status=row.status,
+            account=row.account,
             currency_code=row.currency_code,
             header_total=row.header_total,
             detail_total=row.detail_total,

@@ -29,6 +29,7 @@ from include.model import (
     InvoiceHeader,
     parse_money,
 )
+from include.providers import conn_id_of
 from include.sql.engine import IMMEDIATE
 from include.sql.schema import (
     LINE_COLUMNS,
@@ -119,9 +120,12 @@ class InvoiceStore:
         return rows[0] if rows else None
 
     def invoice_states(self, provider: str) -> dict[str, dict]:
-        """``invoice_id -> {status, fingerprint, deactivated_at}`` for deciding what a scheduled sync fetches."""
+        """``invoice_id -> {account, status, fingerprint, deactivated_at}``: what a scheduled sync fetches, and from
+        which account."""
         t = provider_invoice
-        query = select(t.c.invoice_id, t.c.status, t.c.fingerprint, t.c.deactivated_at).where(t.c.provider == provider)
+        query = select(t.c.invoice_id, t.c.account, t.c.status, t.c.fingerprint, t.c.deactivated_at).where(
+            t.c.provider == provider
+        )
         return {row["invoice_id"]: row for row in self._rows(query)}
 
     def lines(self, provider: str, invoice_id: str) -> list[dict]:
@@ -153,8 +157,11 @@ class InvoiceStore:
         """Refuse (``InvalidProviderData``, one sentence) a header the invoice table cannot hold as it is."""
         self._header_values(header, utcnow())
 
-    def _write_invoice(self, conn: Connection, header: InvoiceHeader, **fields) -> None:
-        values = {**self._header_values(header, utcnow()), **fields}
+    def _write_invoice(self, conn: Connection, key: AttemptKey, header: InvoiceHeader, **fields) -> None:
+        """Insert or update the invoice row of ``key``'s attempt, from the account that attempt fetched from."""
+        account = _attempt_account(conn, key)
+        _check_account(conn, key.provider, key.invoice_id, account)
+        values = {**self._header_values(header, utcnow()), **fields, "account": account}
         update_cols = [c for c in values if c not in ("provider", "invoice_id", "created_at")]
         self._upsert(conn, provider_invoice, values, ("provider", "invoice_id"), update_cols)
 
@@ -175,17 +182,22 @@ class InvoiceStore:
         self,
         key: AttemptKey,
         *,
+        account: str | None = None,
         triggered_by: str | None = None,
         override_tolerance: Decimal | None = None,
         override_reason: str | None = None,
     ) -> None:
-        """Open (or, on a task retry, reopen) the attempt row of this run for this invoice.
+        """Open (or, on a task retry, reopen) the attempt row of this run for this invoice, fetched from ``account``
+        (a connection id; default: the provider's ``_default`` connection).
 
-        Refused, writing nothing, while the invoice is active: it must be deactivated first. Checked
-        under the invoice's lock, so an activation cannot slip in between the check and the attempt.
+        Refused, writing nothing, while the invoice is active (it must be deactivated first) or when another
+        account of the provider holds the invoice. Checked under the invoice's lock, so an activation cannot
+        slip in between the check and the attempt.
         """
+        account = account or conn_id_of(key.provider)
         values = {
             **vars(key),
+            "account": account,
             "triggered_by": triggered_by,
             "outcome": "running",
             "override_tolerance": override_tolerance,
@@ -195,6 +207,7 @@ class InvoiceStore:
             "finished_at": None,
         }
         with self.invoice_transaction(key.provider, key.invoice_id) as conn:
+            _check_account(conn, key.provider, key.invoice_id, account)
             if self._current_status(conn, key.provider, key.invoice_id) == "active":
                 raise InvoiceStateError(
                     f"Invoice {key.invoice_id} of {key.provider} is active; "
@@ -206,6 +219,7 @@ class InvoiceStore:
                 values,
                 ("dag_id", "run_id", "provider", "invoice_id"),
                 (
+                    "account",
                     "outcome",
                     "message",
                     "finished_at",
@@ -249,8 +263,9 @@ class InvoiceStore:
 
         Cannot itself fail on bad values: the message is bounded, and a header that the invoice table
         cannot hold (or that names another invoice) is left out. An invoice that is active, or loaded and
-        waiting for its activation (by this run or another one), keeps its status: the failure is the
-        attempt's. Should the database refuse even so, the attempt alone is closed with both sentences.
+        waiting for its activation (by this run or another one), or that another account holds, keeps its
+        status: the failure is the attempt's. Should the database refuse even so, the attempt alone is closed
+        with both sentences.
         """
         message = bounded(message)
         if header is not None and not self._writable(key, header):
@@ -259,16 +274,18 @@ class InvoiceStore:
             with self.invoice_transaction(key.provider, key.invoice_id) as conn:
                 self._finish_attempt(conn, key, "failed", message=message, task_url=task_url)
                 current = conn.execute(
-                    select(provider_invoice.c.status, provider_invoice.c.deactivated_at).where(
-                        _of_invoice(provider_invoice, key.provider, key.invoice_id)
-                    )
+                    select(
+                        provider_invoice.c.status, provider_invoice.c.deactivated_at, provider_invoice.c.account
+                    ).where(_of_invoice(provider_invoice, key.provider, key.invoice_id))
                 ).first()
                 if current is not None and (
-                    current.status == "active" or (current.status == "inactive" and current.deactivated_at is None)
+                    current.status == "active"
+                    or (current.status == "inactive" and current.deactivated_at is None)
+                    or current.account != _attempt_account(conn, key)
                 ):
                     return
                 if header is not None:
-                    self._write_invoice(conn, header, status="failed", status_message=message)
+                    self._write_invoice(conn, key, header, status="failed", status_message=message)
                 elif current is not None:
                     self._update_invoice(conn, key, status="failed", status_message=message)
         except SQLAlchemyError as err:
@@ -360,7 +377,7 @@ class InvoiceStore:
                 from include.sql.usage import record_mismatches
 
                 record_mismatches(conn, key.provider, key.invoice_id, key.run_id, usage_mismatches)
-            self._write_invoice(conn, header, status="checksum_error", status_message=message, **totals)
+            self._write_invoice(conn, key, header, status="checksum_error", status_message=message, **totals)
             self._finish_attempt(
                 conn,
                 key,
@@ -453,6 +470,7 @@ class InvoiceStore:
                 loaded = conn.execute(select(func.count()).where(same_invoice)).scalar()
             self._write_invoice(
                 conn,
+                key,
                 header,
                 status="inactive",
                 status_message=None,
@@ -494,6 +512,9 @@ class InvoiceStore:
             status = self._current_status(conn, key.provider, key.invoice_id)
             if status is None:
                 raise InvoiceStateError(f"Invoice {key.invoice_id} of {key.provider} is not in the invoice database.")
+            account = conn.execute(
+                select(provider_invoice.c.account).where(_of_invoice(provider_invoice, key.provider, key.invoice_id))
+            ).scalar()
             if status != "active":
                 raise InvoiceStateError(
                     f"Invoice {key.invoice_id} of {key.provider} is {status}, not active; only an active invoice "
@@ -528,6 +549,7 @@ class InvoiceStore:
                 invoice_sync_attempt,
                 {
                     **vars(key),
+                    "account": account,
                     "triggered_by": author,
                     "outcome": "deactivated",
                     "message": reason,
@@ -561,6 +583,29 @@ class InvoiceStore:
 def _of_invoice(table, provider: str, invoice_id: str):
     """The rows of one provider invoice in ``table`` (every table here carries provider and invoice_id)."""
     return and_(table.c.provider == provider, table.c.invoice_id == invoice_id)
+
+
+def _attempt_account(conn: Connection, key: AttemptKey) -> str:
+    """The account ``key``'s attempt fetches from (the provider's default connection before the attempt has a row)."""
+    account = conn.execute(select(invoice_sync_attempt.c.account).where(_of_attempt(key))).scalar()
+    return account or conn_id_of(key.provider)
+
+
+def _check_account(conn: Connection, provider: str, invoice_id: str, account: str) -> None:
+    """Refuse (one sentence) to write ``account``'s copy of an invoice that another account of the provider holds."""
+    holder = conn.execute(
+        select(provider_invoice.c.account).where(_of_invoice(provider_invoice, provider, invoice_id))
+    ).scalar()
+    if holder is not None and holder != account:
+        raise InvoiceStateError(account_conflict(provider, invoice_id, holder, account))
+
+
+def account_conflict(provider: str, invoice_id: str, holder: str, other: str) -> str:
+    """The sentence of an invoice id that two accounts of one provider list: the first keeps it."""
+    return (
+        f"Invoice {invoice_id} of {provider} belongs to account {holder}, and account {other} lists it too; it is "
+        f"left with {holder}: check that the connections {holder} and {other} are not the same provider account."
+    )
 
 
 def _of_attempt(key: AttemptKey):

@@ -25,6 +25,7 @@ from include.sql.schema import (
     provider_invoice_listing,
     provider_invoice_note,
 )
+from include.sql.status_report import several_accounts
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -120,11 +121,31 @@ def list_invoices(
         "page": page,
         "page_size": page_size,
         "invoices": [_list_row(row._mapping) for row in rows],
+        "several_accounts": several_accounts(engine),
     }
+
+
+def invoice_account(engine: Engine, provider: str, invoice_id: str) -> str | None:
+    """The account a manual sync of the invoice fetches from: the one it was imported from, else the one account
+    whose listing offered it; None (the provider's default account) when neither tells."""
+    inv, listed = provider_invoice, provider_invoice_listing
+    with engine.connect() as conn:
+        imported = conn.execute(
+            select(inv.c.account).where(inv.c.provider == provider, inv.c.invoice_id == invoice_id)
+        ).scalar()
+        offered = (
+            conn.execute(
+                select(listed.c.account).where(listed.c.provider == provider, listed.c.invoice_id == invoice_id)
+            )
+            .scalars()
+            .all()
+        )
+    return imported or (offered[0] if len(offered) == 1 else None)
 
 
 LIST_COLUMNS = (
     "provider",
+    "account",
     "invoice_id",
     "billing_period_start",
     "billing_period_end",
@@ -219,14 +240,15 @@ def invoice_record(engine: Engine, provider: str, invoice_id: str) -> dict | Non
 
 
 def provider_listing(engine: Engine, provider: str) -> list[dict]:
-    """The invoices the provider listed at the last sync, newest period first, each with its import status."""
+    """The invoices the provider's accounts listed at the last sync, newest period first, each with the account
+    that listed it and its import status."""
     check_filters(provider, None, None)
     listed, inv = provider_invoice_listing, provider_invoice
     query = (
         select(listed, inv.c.status)
         .outerjoin(inv, and_(inv.c.provider == listed.c.provider, inv.c.invoice_id == listed.c.invoice_id))
         .where(listed.c.provider == provider)
-        .order_by(listed.c.billing_period_start.desc(), listed.c.invoice_id)
+        .order_by(listed.c.billing_period_start.desc(), listed.c.invoice_id, listed.c.account)
     )
     with engine.connect() as conn:
         rows = conn.execute(query).all()

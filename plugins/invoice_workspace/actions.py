@@ -28,19 +28,20 @@ def _refused(sentence: str) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, sentence)
 
 
-def sync_conf(provider: str, invoice_id: str, body: SyncRequest) -> tuple[dict, str]:
-    """The manual sync's conf and the run note; the fetch task's own override rule, refused early."""
+def sync_conf(provider: str, invoice_id: str, body: SyncRequest, account: str | None = None) -> tuple[dict, str]:
+    """The manual sync's conf and the run note; the fetch task's own override rule, refused early. ``account``
+    (the invoice's, :func:`include.workspace.queries.invoice_account`) goes with it when known."""
     from include.checksum.tolerance import parse_override
 
     try:
         override, reason = parse_override(body.override_tolerance, body.override_reason)
     except ValueError as err:
         raise _refused(str(err)) from None
+    invoice = {"provider": provider, "invoice_id": invoice_id, **({"account": account} if account else {})}
     if override is None:
-        return {"provider": provider, "invoice_id": invoice_id}, "Sync"
+        return invoice, "Sync"
     conf = {
-        "provider": provider,
-        "invoice_id": invoice_id,
+        **invoice,
         "override_tolerance": int(override) if override == override.to_integral_value() else float(override),
         "override_reason": reason,
     }

@@ -167,7 +167,8 @@ def _csv(filename: str, header: list[str], rows: list[list]) -> Response:
 
 @app.post("/api/invoices/{provider}/{invoice_id}/sync", dependencies=[Depends(same_origin)])
 def sync(request: Request, user: Reader, provider: str, invoice_id: str, body: actions.SyncRequest) -> dict:
-    conf, what = actions.sync_conf(_provider(provider), invoice_id, body)
+    account = queries.invoice_account(_engine(), _provider(provider), invoice_id)
+    conf, what = actions.sync_conf(provider, invoice_id, body, account)
     return actions.start_run(request, user, MANUAL_SYNC_DAG, conf, what)
 
 

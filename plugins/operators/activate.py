@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 
 class ActivateInvoiceOperator(InvoiceOperator):
-    """Runs after ``load``; the invoice row it activates must be ``inactive`` (loaded, not yet active)."""
+    """Runs after ``load``; the invoice row it activates must be ``inactive`` (loaded, not yet active). The active
+    currencies are those of the account the invoice was loaded from."""
 
     def execute_invoice(self, context: Context) -> None:
         from include.settings import load_settings
@@ -19,8 +20,8 @@ class ActivateInvoiceOperator(InvoiceOperator):
         store = self.store()
         key = self.attempt_key(context)
         with self.failures_recorded(context, store):
-            settings = load_settings(self.provider)
             invoice = store.get_invoice(self.provider, self.invoice_id)
+            settings = load_settings(self.provider, invoice["account"] if invoice else None)
             if invoice and not settings.currency_is_active(invoice["currency_code"]):
                 message = (
                     f"Invoice {self.invoice_id} is in {invoice['currency_code']}, which is not an active currency "

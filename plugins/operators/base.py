@@ -53,10 +53,16 @@ def failure_sentence(step: str, provider: str, invoice_id: str, err: BaseExcepti
     """Our sentences as they are; anything else (a driver's or library's error) after one of ours, cut short."""
     if isinstance(err, (AirflowFailException, *refusals())):
         return str(err)
+    return f"The {step} of {provider} invoice {invoice_id} failed unexpectedly: {error_detail(err)}"
+
+
+def error_detail(err: BaseException) -> str:
+    """Our own sentence as it is; anything else (an HTTP, driver or library error) named and cut short."""
+    if isinstance(err, (AirflowFailException, *refusals())):
+        return str(err)
     from include.sql.store import driver_text
 
-    detail = f"{type(err).__name__}: {driver_text(err)}"
-    return f"The {step} of {provider} invoice {invoice_id} failed unexpectedly: {detail}"
+    return f"{type(err).__name__}: {driver_text(err)}"
 
 
 class UsageRetryPending(OutcomeRecorded):

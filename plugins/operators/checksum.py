@@ -47,7 +47,7 @@ class ChecksumValidationOperator(InvoiceOperator):
         store = self.store()
         key = self.attempt_key(context)
         with self.failures_recorded(context, store, header, stage_id):
-            settings = load_settings(self.provider)
+            settings = load_settings(self.provider, self.staged.get("account"))  # the account's tolerance
             override, reason = parse_override(self.override_tolerance, self.override_reason)
             tolerance = effective_tolerance(settings, override)
             result = run_checksum(

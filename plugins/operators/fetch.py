@@ -31,19 +31,25 @@ def _with_period_from_lines(store, stage_id: str, header):
 
 
 class FetchInvoiceOperator(InvoiceOperator):
-    """Fetch the header and every line page of one invoice; XCom carries only the stage key and header.
+    """Fetch the header and every line page of one invoice from ``account``'s connection; XCom carries only the
+    stage key, the header and the account (whose settings the next tasks read).
 
-    An active invoice is refused before anything is written: it must be deactivated first.
+    ``account`` is a connection id of ``invoice_sync_settings`` (None: the provider's default account). An active
+    invoice, or one another account holds, is refused before anything is written.
     """
 
     template_fields: Sequence[str] = (
         *InvoiceOperator.template_fields,
+        "account",
         "override_tolerance",
         "override_reason",
     )
 
-    def __init__(self, *, override_tolerance=None, override_reason: str | None = None, **kwargs):
+    def __init__(
+        self, *, account: str | None = None, override_tolerance=None, override_reason: str | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
+        self.account = account
         self.override_tolerance = override_tolerance
         self.override_reason = override_reason
 
@@ -55,18 +61,23 @@ class FetchInvoiceOperator(InvoiceOperator):
         spec = self.spec
         spec.check_invoice_id(self.invoice_id)  # before anything is read, fetched or written
         override, reason = parse_override(self.override_tolerance, self.override_reason)
-        settings = load_settings(self.provider)  # a bad setting stops the run before anything is downloaded
+        # a bad setting, or an account the settings do not name, stops the run before anything is downloaded
+        settings = load_settings(self.provider, self.account or None)
         store = self.store()
         key = self.attempt_key(context)
-        # Refused (InvoiceStateError), writing nothing, while the invoice is active.
+        # Refused (InvoiceStateError), writing nothing, while the invoice is active or another account's.
         store.start_attempt(
-            key, triggered_by=triggered_by(context), override_tolerance=override, override_reason=reason
+            key,
+            account=settings.account,
+            triggered_by=triggered_by(context),
+            override_tolerance=override,
+            override_reason=reason,
         )
         stage_id = stage_id_for(key.dag_id, key.run_id, self.provider, self.invoice_id)
         with self.failures_recorded(context, store, stage_id=stage_id, drop_stage_on_any_failure=True) as attempt:
             from include.staging import StageJob, stage_invoice, stage_usage
 
-            hook = spec.get_hook()
+            hook = spec.get_hook(settings.account)
             try:
                 raw = hook.get_invoice(self.invoice_id)
                 header = spec.normaliser().normalize_header(raw)
@@ -101,6 +112,7 @@ class FetchInvoiceOperator(InvoiceOperator):
         if usage_count is not None:
             self.log.info("Staged %d daily-rated usage lines beside them", usage_count)
         return {
+            "account": settings.account,
             "stage_id": stage_id,
             "line_count": count,
             "usage_line_count": usage_count,

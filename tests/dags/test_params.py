@@ -34,6 +34,9 @@ def _validated(dag_id: str, conf: dict) -> dict:
         ({"provider": "microsoft", "invoice_id": ""}, "non-empty"),
         ({"provider": "microsoft", "invoice_id": "   "}, "does not match"),
         ({"provider": "microsoft"}, "invoice_id"),
+        ({"provider": "microsoft", "invoice_id": "G1", "account": "emea/../x"}, "does not match"),
+        ({"provider": "microsoft", "invoice_id": "G1", "account": "partner_center_emea\n"}, "does not match"),
+        ({"provider": "microsoft", "invoice_id": "G1", "account": 5}, "is not of type"),
     ],
 )
 def test_bad_manual_sync_conf_is_refused(conf, complaint):
@@ -57,6 +60,7 @@ def test_good_conf_passes_with_an_empty_override():
     assert _validated(MANUAL, {"provider": "synnex", "invoice_id": "4100002"}) == {
         "provider": "synnex",
         "invoice_id": "4100002",
+        "account": None,
         "override_tolerance": None,
         "override_reason": None,
     }

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import insert
 
+from include.providers import conn_id_of
 from include.sql.schema import invoice_notification, invoice_sync_attempt, provider_invoice
 
 SENDER = "invoices@reseller.example"
@@ -26,6 +27,7 @@ class Seeder:
         row = {
             "provider": provider,
             "invoice_id": invoice_id,
+            "account": conn_id_of(provider),
             "status": status,
             "currency_code": "EUR",
             "created_at": at,
@@ -40,6 +42,7 @@ class Seeder:
         row = {
             "provider": provider,
             "invoice_id": invoice_id,
+            "account": conn_id_of(provider),
             "dag_id": f"provider_invoice_sync_{provider}",
             "run_id": run_id or f"scheduled__{invoice_id}_{outcome}_{hours_ago}",
             "triggered_by": "scheduled",

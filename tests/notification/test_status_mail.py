@@ -10,6 +10,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import select
 
+from include.notification.render import render_text
 from include.sql.schema import invoice_notification
 from include.sql.status_report import as_utc, build_report
 from tests.notification.seeding import NOW, RECIPIENTS, SENDER
@@ -106,6 +107,25 @@ def test_report_counts_the_latest_outcome_per_invoice(invoice_db, seed):
         "late usage lines",
     )
     assert report.needs_attention
+    assert report.several_accounts == frozenset()
+    assert "G-CHK (partner_center_default)" not in render_text(report)  # one account: no account to name
+
+
+def test_the_mail_names_the_account_of_a_provider_with_several(invoice_db, seed):
+    seed.invoice("G-EMEA", "active", header_total=Decimal("5"), account="partner_center_emea")
+    seed.attempt("G-EMEA", "activated", header_total=Decimal("5"), account="partner_center_emea")
+    seed.invoice("G-APAC", "failed", account="partner_center_apac")
+    seed.attempt("G-APAC", "failed", message="The fetch failed.", account="partner_center_apac")
+    seed.invoice("S-ONE", "active", provider="synnex", header_total=Decimal("7"))
+    seed.attempt("S-ONE", "activated", provider="synnex", header_total=Decimal("7"))
+
+    report = build_report(invoice_db.engine, NOW - timedelta(hours=24), NOW)
+    text = render_text(report)
+
+    assert report.several_accounts == frozenset({"microsoft"})
+    assert "G-EMEA (partner_center_emea): 5.00 EUR" in text
+    assert "G-APAC (partner_center_apac): failed at" in text
+    assert "S-ONE: 7.00 EUR" in text  # TD SYNNEX has one account
 
 
 def test_nothing_new_is_an_ok_mail_and_the_next_window_continues(invoice_db, smtp_server, recipients, notification_dag):

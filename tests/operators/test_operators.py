@@ -57,7 +57,7 @@ class FakeStore:
 def store(monkeypatch):
     fake = FakeStore()
     monkeypatch.setattr(InvoiceOperator, "store", lambda self: fake)
-    monkeypatch.setattr("include.settings.load_settings", lambda provider: ProviderSettings())
+    monkeypatch.setattr("include.settings.load_settings", lambda provider, account=None: ProviderSettings())
     return fake
 
 
@@ -139,8 +139,9 @@ def test_deactivate_refuses_a_blank_reason(store):
 
 
 def test_activate_blocks_an_inactive_currency_and_says_which(store, monkeypatch):
-    monkeypatch.setattr("include.settings.load_settings", lambda provider: ProviderSettings(active_currencies=("USD",)))
-    store.invoice = {"status": "inactive", "currency_code": "EUR"}
+    accounts = {"partner_center_apac": ProviderSettings(active_currencies=("USD",))}
+    monkeypatch.setattr("include.settings.load_settings", lambda provider, account: accounts[account])
+    store.invoice = {"status": "inactive", "currency_code": "EUR", "account": "partner_center_apac"}
     activate = ActivateInvoiceOperator(task_id="activate", provider="microsoft", invoice_id="G1")
     with pytest.raises(OutcomeRecorded, match="EUR, which is not an active currency for Microsoft Partner Center"):
         activate.execute(CONTEXT)

@@ -20,9 +20,9 @@ def _header(invoice_id: str, total: str, start: date = date(2026, 5, 1)) -> Invo
     )
 
 
-def _checksum_error(store, invoice_id: str, total: str, detail: str, by: str = "scheduled") -> None:
+def _checksum_error(store, invoice_id: str, total: str, detail: str, by: str = "scheduled", account=None) -> None:
     key = AttemptKey("microsoft", invoice_id, "provider_invoice_sync_microsoft", f"run-{invoice_id}")
-    store.start_attempt(key, triggered_by=by)
+    store.start_attempt(key, triggered_by=by, account=account)
     store.stage(f"s-{invoice_id}").create()
     diagnostics = {
         "breakdown": {"licence": {"amount": detail, "lines": 3}},
@@ -68,15 +68,42 @@ def test_list_record_and_listing(invoice_db):
     assert record["failed_task_log"] == "http://x/log" and record["data_docs"].endswith("/p.html")
     assert queries.invoice_record(engine, "microsoft", "nope") is None
 
-    assert record_listing(engine, "microsoft", [_header("A1", "100.10"), _header("C3", "7.5", date(2026, 6, 1))]) == 2
+    default = ["partner_center_default"]
+    listing = {"partner_center_default": [_header("A1", "100.10"), _header("C3", "7.5", date(2026, 6, 1))]}
+    assert record_listing(engine, "microsoft", listing, default) == 2
     listed = queries.provider_listing(engine, "microsoft")
-    assert [(r["invoice_id"], r["status"], r["header_total"]) for r in listed] == [
-        ("C3", "not imported", "7.50"),
-        ("A1", "checksum_error", "100.10"),
+    assert [(r["invoice_id"], r["account"], r["status"], r["header_total"]) for r in listed] == [
+        ("C3", "partner_center_default", "not imported", "7.50"),
+        ("A1", "partner_center_default", "checksum_error", "100.10"),
     ]
-    record_listing(engine, "microsoft", [_header("C3", "7.5")])  # the next listing replaces the last one
+    record_listing(engine, "microsoft", {"partner_center_default": [_header("C3", "7.5")]}, default)  # replaced
     assert [r["invoice_id"] for r in queries.provider_listing(engine, "microsoft")] == ["C3"]
     assert json.dumps(listed)  # JSON-safe: no Decimal, no date objects
+    assert queries.invoice_account(engine, "microsoft", "A1") == "partner_center_default"  # imported from it
+    assert queries.list_invoices(engine)["several_accounts"] == []
+
+
+def test_each_account_listing_replaces_only_its_own_rows(invoice_db):
+    engine, accounts = invoice_db.engine, ["pc_emea", "pc_apac"]
+    record_listing(engine, "microsoft", {"pc_emea": [_header("E1", "1")], "pc_apac": [_header("P1", "2")]}, accounts)
+    record_listing(engine, "microsoft", {"pc_emea": [_header("E2", "3")]}, accounts)  # pc_apac's listing failed
+
+    assert {(r["account"], r["invoice_id"]) for r in queries.provider_listing(engine, "microsoft")} == {
+        ("pc_emea", "E2"),
+        ("pc_apac", "P1"),
+    }
+    assert queries.invoice_account(engine, "microsoft", "P1") == "pc_apac"  # the one account that offered it
+    assert queries.invoice_account(engine, "microsoft", "X9") is None  # the provider's default account
+    record_listing(engine, "microsoft", {"pc_emea": [_header("E2", "3")]}, ["pc_emea"])  # pc_apac was removed
+    assert [r["account"] for r in queries.provider_listing(engine, "microsoft")] == ["pc_emea"]
+
+    _checksum_error(invoice_db, "E2", "3", "1", account="pc_emea")
+    assert queries.list_invoices(engine)["several_accounts"] == []
+    _checksum_error(invoice_db, "P1", "2", "1", account="pc_apac")
+    listed = queries.list_invoices(engine)
+    assert listed["several_accounts"] == ["microsoft"]
+    assert {(i["invoice_id"], i["account"]) for i in listed["invoices"]} == {("E2", "pc_emea"), ("P1", "pc_apac")}
+    assert queries.invoice_account(engine, "microsoft", "P1") == "pc_apac"
 
 
 @pytest.mark.parametrize(

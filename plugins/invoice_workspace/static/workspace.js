@@ -93,7 +93,8 @@ async function showList(params) {
   const rows = data.invoices.map((inv) => {
     const last = inv.last_attempt;
     return h("tr", { class: "clickable", onclick: () => (location.hash = invoiceHash(inv.provider, inv.invoice_id)) },
-      h("td", {}, PROVIDERS[inv.provider] || inv.provider),
+      h("td", {}, PROVIDERS[inv.provider] || inv.provider,
+        data.several_accounts.includes(inv.provider) ? [h("br"), h("span", { class: "muted" }, inv.account)] : null),
       h("td", {}, h("a", { href: invoiceHash(inv.provider, inv.invoice_id) }, inv.invoice_id)),
       h("td", {}, inv.billing_period_start ? `${inv.billing_period_start} – ${inv.billing_period_end}` : "–"),
       h("td", {}, inv.currency_code || "–"),
@@ -138,9 +139,11 @@ async function showAvailable(params) {
     return;
   }
   const panel = h("div");
+  const severalAccounts = new Set(data.invoices.map((inv) => inv.account)).size > 1;
   const rows = data.invoices.map((inv) =>
     h("tr", {},
-      h("td", {}, inv.status === "not imported" ? inv.invoice_id : h("a", { href: invoiceHash(provider, inv.invoice_id) }, inv.invoice_id)),
+      h("td", {}, inv.status === "not imported" ? inv.invoice_id : h("a", { href: invoiceHash(provider, inv.invoice_id) }, inv.invoice_id),
+        severalAccounts ? [h("br"), h("span", { class: "muted" }, inv.account)] : null),
       h("td", {}, inv.billing_period_start ? `${inv.billing_period_start} – ${inv.billing_period_end}` : "–"),
       h("td", {}, inv.document_type || "–"),
       h("td", { class: "num" }, amount(inv.header_total, inv.currency_code)),
