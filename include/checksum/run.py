@@ -100,7 +100,7 @@ def run_checksum(
         usage_last_charge_end=summary.usage_last_charge_end,
         settings=settings,
         provider_display_name=spec.display_name,
-        sibling_invoices=[SiblingInvoice(**row) for row in store.sibling_invoices(header)],
+        sibling_invoices=[SiblingInvoice(**row) for row in store.sibling_invoices(header, settings.account)],
         unreported_categories=spec.unreported_categories,
     )
     hints = diagnose(diagnosis)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import String, and_, delete, func, insert, literal, select, update
+from sqlalchemy import String, and_, delete, func, insert, literal, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -410,8 +410,9 @@ class InvoiceStore:
             self._finish_attempt(conn, key, "activation_blocked", message=message)
             self._update_invoice(conn, key, status_message=message)
 
-    def sibling_invoices(self, header: InvoiceHeader) -> list[dict]:
-        """Other invoices of the same provider, billing period and currency (charges may be split)."""
+    def sibling_invoices(self, header: InvoiceHeader, account: str | None = None) -> list[dict]:
+        """Other invoices of the same provider, billing period and currency (charges may be split), of the same
+        ``account`` when one is given: another region's invoices share no charges with this one."""
         if header.billing_period_start is None:
             return []
         t = provider_invoice
@@ -421,6 +422,7 @@ class InvoiceStore:
                 t.c.invoice_id != header.invoice_id,
                 t.c.billing_period_start == header.billing_period_start,
                 t.c.currency_code == header.currency_code,
+                true() if account is None else t.c.account == account,
             )
         )
 

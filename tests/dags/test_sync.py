@@ -16,6 +16,8 @@ def test_demo_invoices_sync_end_to_end(airflow_db, invoice_db, provider_connecti
     dag_run = run_dag(f"provider_invoice_sync_{provider}")
 
     assert_synced(invoice_db, dag_run, provider, expected)
+    accounts = {invoice_db.get_invoice(provider, i)["account"] for i in expected}
+    assert accounts == {PROVIDERS[provider].conn_id}  # no accounts in the settings: the one default connection
     for invoice_id in (i for i, e in expected.items() if e.status == "active"):
         amounts = [line["amount"] for line in invoice_db.lines(provider, invoice_id)]
         assert sum(amounts, Decimal(0)) == invoice_db.get_invoice(provider, invoice_id)["detail_total"]

@@ -7,6 +7,7 @@ then reads the rows back and syncs an invoice through Airflow on the migrated da
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -58,19 +59,26 @@ def test_migrate_twice_changes_nothing(invoice_db):
     assert _schema_differences(_url(invoice_db)) == []
 
 
-def test_a_database_behind_the_code_is_refused_naming_the_command(invoice_db):
-    url = _url(invoice_db)
+@contextmanager
+def _database_at(store, revision: str):
+    """``(url, engine)`` of the test database, emptied and migrated to ``revision``; the engine goes after."""
+    url = _url(store)
     reset_database(url)
-    migrate.upgrade(url, "0001_baseline")
+    migrate.upgrade(url, revision)
     engine = create_engine(url)
     try:
+        yield url, engine
+    finally:
+        engine.dispose()
+
+
+def test_a_database_behind_the_code_is_refused_naming_the_command(invoice_db):
+    with _database_at(invoice_db, "0001_baseline") as (url, engine):
         with pytest.raises(migrate.SchemaNotCurrent) as behind:
             migrate.require_current(engine)
         reset_database(url)
         with pytest.raises(migrate.SchemaNotCurrent) as empty:
             migrate.require_current(engine)
-    finally:
-        engine.dispose()
     assert str(behind.value).endswith(
         f"is at schema revision 0001_baseline but this code needs "
         f"{migrate.head_revision()}: run `python -m include.sql.migrate`."
@@ -177,6 +185,7 @@ def test_a_first_release_database_is_upgraded_with_its_rows_then_syncs(
         (3, Decimal("0"), None),
     ]
     assert invoice_db.get_invoice("microsoft", LEGACY)["header_total"] == Decimal("300.300001")
+    assert invoice_db.get_invoice("microsoft", LEGACY)["account"] == "partner_center_default"  # its one account
     assert invoice_db.notes("microsoft", LEGACY)[0]["note"] == "Loaded by the first release"
     with pytest.raises(InvoiceStateError, match="2 line\\(s\\) are already invoiced"):
         invoice_db.deactivate(AttemptKey("microsoft", LEGACY, "d", "r"), reason="after upgrade", author=None)
@@ -193,3 +202,48 @@ def test_a_first_release_database_is_upgraded_with_its_rows_then_syncs(
         assert "id" not in {column["name"] for column in line_table.get_columns("provider_invoice_line")}
         key = line_table.get_pk_constraint("provider_invoice_line")["constrained_columns"]
     assert key == ["provider", "invoice_id", "line_no"]
+
+
+def test_rows_before_accounts_come_from_each_provider_s_default_connection(invoice_db):
+    """Revision 0005 on a database with invoices, attempts and listings of both providers."""
+    from sqlalchemy import text
+
+    with _database_at(invoice_db, "0004_daily_rated_usage") as (url, engine):
+        with engine.begin() as conn:
+            for provider, invoice_id in (("microsoft", "G1"), ("synnex", "4100001")):
+                conn.execute(
+                    text(
+                        "INSERT INTO provider_invoice (provider, invoice_id, status, created_at, updated_at) "
+                        "VALUES (:p, :i, 'active', :now, :now)"
+                    ),
+                    {"p": provider, "i": invoice_id, "now": NOW},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO invoice_sync_attempt (provider, invoice_id, dag_id, run_id, outcome, started_at) "
+                        "VALUES (:p, :i, 'd', 'r', 'activated', :now)"
+                    ),
+                    {"p": provider, "i": invoice_id, "now": NOW},
+                )
+                conn.execute(
+                    text(
+                        "INSERT INTO provider_invoice_listing (provider, invoice_id, listed_at) VALUES (:p, :i, :now)"
+                    ),
+                    {"p": provider, "i": invoice_id, "now": NOW},
+                )
+        migrate.upgrade(url)
+
+        with engine.connect() as conn:
+            accounts = {
+                (table, *row)
+                for table in ("provider_invoice", "invoice_sync_attempt", "provider_invoice_listing")
+                for row in conn.execute(text(f"SELECT provider, account FROM {table}"))
+            }
+            listing_key = inspect(conn).get_pk_constraint("provider_invoice_listing")["constrained_columns"]
+        assert accounts == {
+            (table, provider, account)
+            for table in ("provider_invoice", "invoice_sync_attempt", "provider_invoice_listing")
+            for provider, account in (("microsoft", "partner_center_default"), ("synnex", "streamone_ion_default"))
+        }
+        assert listing_key == ["provider", "account", "invoice_id"]
+        assert _schema_differences(url) == []  # account NOT NULL, as schema.py says

@@ -146,3 +146,63 @@ def test_a_header_without_period_takes_the_one_its_staged_lines_cover(invoice_db
     )
     assert _with_period_from_lines(invoice_db, "p1", stated) is stated
     invoice_db.stage("p1").drop()
+
+
+def test_an_invoice_of_one_account_is_refused_to_another_and_left_as_it_was(invoice_db):
+    key = _load(invoice_db)  # from the provider's default account
+    before = (invoice_db.get_invoice(PROVIDER, INVOICE), invoice_db.lines(PROVIDER, INVOICE))
+    other = AttemptKey(PROVIDER, INVOICE, "provider_invoice_manual_sync", "run-2")
+
+    with pytest.raises(InvoiceStateError) as refused:
+        invoice_db.start_attempt(other, account="partner_center_apac")
+
+    assert str(refused.value) == (
+        f"Invoice {INVOICE} of {PROVIDER} belongs to account partner_center_default, and account partner_center_apac "
+        "lists it too; it is left with partner_center_default: check that the connections partner_center_default "
+        "and partner_center_apac are not the same provider account."
+    )
+    assert [a["run_id"] for a in invoice_db.attempts(PROVIDER, INVOICE)] == [key.run_id]
+    assert (invoice_db.get_invoice(PROVIDER, INVOICE), invoice_db.lines(PROVIDER, INVOICE)) == before
+    assert before[0]["account"] == "partner_center_default"
+
+
+def test_a_failure_of_another_account_s_attempt_leaves_the_invoice_alone(invoice_db):
+    """Two runs start the same new invoice id from two accounts; the first to write it keeps it."""
+    first = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-emea")
+    second = AttemptKey(PROVIDER, INVOICE, "provider_invoice_manual_sync", "run-apac")
+    invoice_db.start_attempt(first, account="partner_center_emea")
+    invoice_db.start_attempt(second, account="partner_center_apac")
+    invoice_db.record_failure(first, _header(), "The fetch of microsoft invoice G000000042 failed: gone.")
+
+    invoice_db.record_failure(second, _header(), "The fetch failed too.")
+    invoice_db.stage("run-apac").fill(_lines())
+    with pytest.raises(
+        InvoiceStateError, match="belongs to account partner_center_emea, and account partner_center_apac"
+    ):
+        invoice_db.load_from_stage(second, _header(), "run-apac", totals=_totals())
+
+    invoice = invoice_db.get_invoice(PROVIDER, INVOICE)
+    assert (invoice["account"], invoice["status"], invoice["status_message"]) == (
+        "partner_center_emea",
+        "failed",
+        "The fetch of microsoft invoice G000000042 failed: gone.",
+    )
+    assert invoice_db.lines(PROVIDER, INVOICE) == []
+    assert {a["run_id"]: a["account"] for a in invoice_db.attempts(PROVIDER, INVOICE)} == {
+        "run-emea": "partner_center_emea",
+        "run-apac": "partner_center_apac",
+    }
+
+
+def test_sibling_invoices_are_those_of_the_same_account(invoice_db):
+    from dataclasses import replace
+    from datetime import date
+
+    header = replace(_header(), billing_period_start=date(2026, 5, 1))
+    for invoice_id, account in (("G2", "partner_center_emea"), ("G3", "partner_center_apac")):
+        key = AttemptKey(PROVIDER, invoice_id, "provider_invoice_sync_microsoft", "run-1")
+        invoice_db.start_attempt(key, account=account)
+        invoice_db.record_failure(key, replace(header, invoice_id=invoice_id), "The fetch failed.")
+
+    assert [row["invoice_id"] for row in invoice_db.sibling_invoices(header, "partner_center_emea")] == ["G2"]
+    assert sorted(row["invoice_id"] for row in invoice_db.sibling_invoices(header)) == ["G2", "G3"]
