@@ -145,8 +145,8 @@ def invoice_account(engine: Engine, provider: str, invoice_id: str) -> str | Non
 
 LIST_COLUMNS = (
     "provider",
-    "account",
     "invoice_id",
+    "account",
     "billing_period_start",
     "billing_period_end",
     "currency_code",
