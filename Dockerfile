@@ -13,6 +13,13 @@ FROM apache/airflow:3.3.2-python3.11
 COPY --chown=airflow:0 requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
 
+# The project's distribution (pyproject.toml): it registers the connection types Partner Center and
+# StreamOne Ion with Airflow's providers manager (apache_airflow_provider entry point), so the
+# Connections page offers them with labelled fields. It ships only src/provider_invoice_sync.
+COPY --chown=airflow:0 pyproject.toml /opt/airflow/project/pyproject.toml
+COPY --chown=airflow:0 src /opt/airflow/project/src
+RUN pip install --no-cache-dir --no-deps /opt/airflow/project
+
 # Bake the code in, so the image also runs where nothing is bind-mounted (e.g. Kubernetes).
 # docker-compose.yaml mounts ./dags, ./plugins and ./include over these for live editing.
 COPY --chown=airflow:0 dags /opt/airflow/dags

@@ -15,11 +15,14 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: install demo test airflow bench lint clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The project itself is installed editable (pyproject.toml): it registers the connection types with
+# Airflow's providers manager; it ships only src/provider_invoice_sync (see pyproject.toml).
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required (set PYTHON=python3.11)"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed

@@ -77,6 +77,7 @@ def main() -> int:
             **os.environ,
             **sandbox.env(),
             **executor_settings(os.cpu_count()),
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",  # the Connections page's Test button
             "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(mail.connection()),
             "AIRFLOW_VAR_INVOICE_NOTIFICATION_RECIPIENTS": os.environ.get(
                 "AIRFLOW_VAR_INVOICE_NOTIFICATION_RECIPIENTS", json.dumps(["billing@reseller.example"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -118,13 +119,25 @@ class SandboxServer:
 
     Use as a context manager (``with SandboxServer(dir) as sandbox:``); it stops on exit.
     ``blob_lines`` sizes the v2 export blobs; ``export_retry_after`` is the Retry-After of a
-    running export operation.
+    running export operation; ``rotate_refresh_tokens``: see :meth:`refresh_token_grant`.
     """
 
-    def __init__(self, data_dir: str | Path, port: int = 0, *, blob_lines: int = 1000, export_retry_after: int = 1):
+    def __init__(
+        self,
+        data_dir: str | Path,
+        port: int = 0,
+        *,
+        blob_lines: int = 1000,
+        export_retry_after: int = 1,
+        rotate_refresh_tokens: bool = False,
+    ):
         self.data_dir = Path(data_dir)
         self.blob_lines = blob_lines
         self.export_retry_after = export_retry_after
+        self.rotate_refresh_tokens = rotate_refresh_tokens
+        self.issued_refresh_tokens: list[str] = []
+        """Every refresh token a rotating token endpoint handed out, oldest first."""
+        self._refresh_tokens: dict[str, str] = {}
         self.endpoints: dict[str, SandboxEndpoints] = {spec.conn_id: spec.sandbox() for spec in PROVIDERS.values()}
         """conn_id -> the provider's sandbox module."""
         self._routes = [
@@ -175,6 +188,25 @@ class SandboxServer:
         """Mutable state of one provider module (tokens, export operations...)."""
         with self._lock:
             return self._state.setdefault(name, {})
+
+    def refresh_token_grant(self, initial: str, presented: str | None) -> str | None:
+        """The refresh token a token endpoint whose consent started with ``initial`` returns for a grant
+        presenting ``presented``, or None when it must refuse the grant (``invalid_grant``).
+
+        By default the endpoint accepts ``initial`` and returns it unchanged. With ``rotate_refresh_tokens``
+        every grant returns a new token and spends the one presented, which is refused from then on, as
+        single-use refresh tokens are.
+        """
+        with self._lock:
+            current = self._refresh_tokens.get(initial, initial)
+            if presented != current:
+                return None
+            if not self.rotate_refresh_tokens:
+                return current
+            issued = f"sbx-rt-{secrets.token_urlsafe(24)}"
+            self._refresh_tokens[initial] = issued
+            self.issued_refresh_tokens.append(issued)
+            return issued
 
     # -- connections -------------------------------------------------------------------------------
 

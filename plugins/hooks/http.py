@@ -47,6 +47,8 @@ DEFAULT_RETRY_BACKOFF = 1.0
 
 
 _QUERY = re.compile(r"\?[^\s'\")]*")
+_REASON = re.compile(r"\[Errno -?\d+\] [^\"')]+|timed out")
+"""The operating system's reason in a requests connection error (refused, unknown host, timed out)."""
 
 
 class JsonReply(NamedTuple):
@@ -176,6 +178,30 @@ class ProviderHttpHook(BaseHook):
     def trusted_origins(self) -> set[str]:
         """Origins that may receive the connection's credentials; hooks add their token and Graph hosts."""
         return {origin(self.base_url)}
+
+    def probe(self) -> str:
+        """Obtain what the provider's invoice list needs and read its first page; says what answered."""
+        raise NotImplementedError
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The UI's *Test* button: credentials accepted and the invoice list reachable, one sentence either
+        way; no retries, so that a wrong host answers at once. The sentence never carries a secret: errors
+        name method, path and status only (:func:`http_error`)."""
+        self.max_retries = 0
+        try:
+            what = self.probe()
+        except requests.HTTPError as exc:
+            return False, f"{self.hook_name} refused the test: {exc}"
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            request, _, detail = str(exc).partition(": ")
+            reason = _REASON.search(detail)
+            cause = reason[0].strip() if reason else type(exc).__name__
+            return False, (
+                f"{self.hook_name} could not be reached: {request} ({cause}); check the connection's host and URLs."
+            )
+        except Exception as exc:
+            return False, f"{self.hook_name} test failed: {exc}"
+        return True, f"Connected to {self.hook_name}: {what}."
 
     def check_invoice_id(self, invoice_id: object) -> str:
         """The provider's one invoice-id rule (:meth:`include.providers.ProviderSpec.check_invoice_id`)."""

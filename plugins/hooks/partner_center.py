@@ -12,10 +12,11 @@ The billed daily-rated usage of a new-commerce invoice (:meth:`PartnerCenterHook
 the same two ways: v1 ``usagelineitems`` with continuation tokens before ``v2_export_from``, the Graph
 billed-usage export (same flow and blob format) from then on.
 
-Connection ``partner_center_default``: host = API base URL, login/password = Entra app client
-id/secret; extra ``tenant_id``, ``refresh_token``, ``token_url`` (``{tenant_id}`` is filled in),
-``graph_url``, ``v2_export_from`` (ISO date) and ``export_timeout`` (seconds), plus the retry
-settings of :mod:`plugins.hooks.http`.
+Connection ``partner_center_default`` (type ``partner_center``): host = API base URL, login/password =
+Entra app client id/secret; extra ``tenant_id``, ``refresh_token`` (the consent's first token: a rotated
+one is kept in the Variable ``<conn_id>_refresh_token``, see :mod:`plugins.hooks.refresh_token`),
+``token_url`` (``{tenant_id}`` is filled in), ``graph_url``, ``v2_export_from`` (ISO date) and
+``export_timeout`` (seconds), plus the retry settings of :mod:`plugins.hooks.http`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from airflow.sdk.log import mask_secret
 from urllib3.exceptions import HTTPError
 
 from include.exact_json import LineBatch, gzip_line_batches
 from include.model import InvalidProviderData, InvoiceNotFound, parse_date
 from include.providers import conn_id_of
 from plugins.hooks.http import ProviderHttpHook, origin, parse_retry_after
+from plugins.hooks.refresh_token import ConsentExpired, MissingRefreshToken, RotatingRefreshToken
 
 PARTNER_CENTER_RESOURCE = "https://api.partnercenter.microsoft.com"
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -70,7 +73,7 @@ class PartnerCenterHook(ProviderHttpHook):
     conn_name_attr = "conn_id"
     provider = "microsoft"
     default_conn_name = conn_id_of(provider)
-    conn_type = "http"
+    conn_type = "partner_center"
     hook_name = "Microsoft Partner Center"
     default_host = PARTNER_CENTER_RESOURCE
 
@@ -99,8 +102,14 @@ class PartnerCenterHook(ProviderHttpHook):
     def v2_export_from(self) -> date:
         return parse_date(self.extras.get("v2_export_from") or DEFAULT_V2_EXPORT_FROM)
 
+    @cached_property
+    def refresh_token(self) -> RotatingRefreshToken:
+        """The consent's newest refresh token: Microsoft may return a new one with every access token."""
+        return RotatingRefreshToken(self.conn_id, self.extras.get("refresh_token"))
+
     def get_access_token(self, resource: str = PARTNER_CENTER_RESOURCE) -> str:
-        """An app+user token for ``resource`` (secure application model), cached until near expiry."""
+        """An app+user token for ``resource`` (secure application model), cached until near expiry; the
+        refresh token it returns is kept for the next run (:mod:`plugins.hooks.refresh_token`)."""
         cached = self._tokens.get(resource)
         if cached and cached[1] - TOKEN_REFRESH_MARGIN > time.monotonic():
             return cached[0]
@@ -108,16 +117,45 @@ class PartnerCenterHook(ProviderHttpHook):
             "grant_type": "refresh_token",
             "client_id": self.connection.login,
             "client_secret": self.connection.password,
-            "refresh_token": self.extras.get("refresh_token"),
             "resource": resource,
         }
-        reply = self.request_json("POST", self.token_url, data=form).data
+        reply = self.refresh_token.exchange(
+            lambda refresh_token: (
+                self.request_json("POST", self.token_url, data={**form, "refresh_token": refresh_token}).data
+            )
+        )
         try:
             token, lifetime = reply["access_token"], float(reply.get("expires_in", 3600))
         except (KeyError, TypeError, ValueError):
             raise InvalidProviderData("The Microsoft token endpoint answered without an access token.") from None
+        mask_secret(token)
         self._tokens[resource] = (token, time.monotonic() + lifetime)
         return token
+
+    def test_connection(self) -> tuple[bool, str]:
+        """As the base class; a refresh token the test receives is not stored, since the test runs outside a
+        task under a temporary connection id. Microsoft does not revoke the token the test used."""
+        self.refresh_token.persist = False
+        return super().test_connection()
+
+    def probe(self) -> str:
+        """A token for Partner Center, then the first page of the invoice list.
+
+        The API server's test runs under a temporary connection id, so it cannot find the Variable of the
+        real one and tries the connection's field, which may be older than the token the syncs keep.
+        """
+        try:
+            listed = _checked_items(self._v1("invoices"), "the invoice list")
+        except MissingRefreshToken:
+            raise
+        except ConsentExpired:
+            raise ConsentExpired(
+                "the refresh token was refused (invalid_grant: expired, revoked or already used); if the "
+                "scheduled syncs still work, the connection's Refresh token field is older than the rotated "
+                "token they keep in the Variable <connection id>_refresh_token, otherwise renew the consent "
+                "and put its new refresh token into that Variable."
+            ) from None
+        return f"a token was obtained and the invoice list answered with {len(listed)} invoice(s)"
 
     def _headers(self, resource: str) -> dict[str, str]:
         return {

@@ -1,7 +1,9 @@
 """TD SYNNEX StreamOne Ion v1: invoices and their lines, limit/offset paged and checked for truncation.
 
-Ion has no v3 invoicing API, so this reads v1 with HTTP Basic auth (API key and secret). Paths below
-the connection host (default ``https://ion.tdsynnex.com``):
+Ion has no v3 invoicing API, so this reads v1 with HTTP Basic auth (API key and secret). An API key does
+not rotate: Ion's single-use OAuth refresh tokens belong to v3, so this hook has no refresh token to keep
+(:mod:`plugins.hooks.refresh_token` is how one would be kept). Paths below the connection host (default
+``https://ion.tdsynnex.com``):
 
 - ``GET /api/v1/invoices/myinvoices?limit=&offset=&sort[id]=asc`` (+ ``filter[billingStartDate:gte]``,
   ``filter[billingEndDate:lte]``): documented by TD SYNNEX's SDK. Sorted by id so that offset paging
@@ -17,7 +19,7 @@ Both lists are read in the page envelope ``{"items": [...], "total": <items in a
 change while paging; anything else raises :class:`InvalidProviderData`, so an invoice never arrives
 silently truncated. Invoice field names live in :mod:`include.providers.synnex.normaliser`.
 
-Connection ``streamone_ion_default`` (conn_type http): host, login/password = API key/secret; extra
+Connection ``streamone_ion_default`` (type ``streamone_ion``): host, login/password = API key/secret; extra
 ``account_id`` (invoices of any other account are refused), ``page_size`` (default 100, Ion's default
 limit), ``billing_start_from`` (ISO date: :meth:`list_invoices` skips older billing periods), plus the
 retry settings of :mod:`plugins.hooks.http`.
@@ -51,7 +53,7 @@ class StreamOneIonHook(ProviderHttpHook):
     conn_name_attr = "conn_id"
     provider = "synnex"
     default_conn_name = conn_id_of(provider)
-    conn_type = "http"
+    conn_type = "streamone_ion"
     hook_name = "TD SYNNEX StreamOne Ion"
     default_host = "https://ion.tdsynnex.com"
 
@@ -67,6 +69,11 @@ class StreamOneIonHook(ProviderHttpHook):
 
     def _get(self, path: str, params: dict) -> Any:
         return self.get_json(self.url(path), params=params, auth=(self.connection.login, self.connection.password))
+
+    def probe(self) -> str:
+        """One page of one invoice: the key, the secret and the invoice list in a single request."""
+        _, total = _checked_page(self._get(MYINVOICES_PATH, {"limit": 1, "offset": 0}), "invoices", 0)
+        return f"the API key was accepted and the invoice list answered with {total} invoice(s)"
 
     # -- invoices ---------------------------------------------------------------------------------
 

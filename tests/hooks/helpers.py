@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import time
 
+import requests
+
+from include.providers.microsoft import sandbox as sandbox_microsoft
 from include.sandbox import SandboxServer
 
 FAST_RETRIES = {"max_retries": 2, "retry_backoff": 0.01, "max_retry_wait": 2}
@@ -19,3 +22,17 @@ def calls(server: SandboxServer, fragment: str, expect: int = 0) -> list[dict]:
         if len(found) >= expect or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
+
+
+def refresh_grant(
+    server: SandboxServer, refresh_token: str, resource: str = sandbox_microsoft.PARTNER_CENTER
+) -> requests.Response:
+    """The sandbox's Microsoft token endpoint asked for an access token with ``refresh_token``."""
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": sandbox_microsoft.CLIENT_ID,
+        "client_secret": sandbox_microsoft.CLIENT_SECRET,
+        "refresh_token": refresh_token,
+        "resource": resource,
+    }
+    return requests.post(f"{server.url}/login/{sandbox_microsoft.TENANT_ID}/oauth2/token", data=form, timeout=5)

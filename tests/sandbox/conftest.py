@@ -8,6 +8,7 @@ import requests
 from include.providers.microsoft import sandbox as sandbox_microsoft
 from include.sandbox import SandboxServer
 from include.sandbox.demo_data import write_demo_data
+from tests.hooks.helpers import refresh_grant
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +29,7 @@ def get_token():
     """``get_token(server, resource)``: an access token from the sandbox's token endpoint."""
 
     def fetch(server: SandboxServer, resource: str) -> str:
-        form = {
-            "grant_type": "refresh_token",
-            "client_id": sandbox_microsoft.CLIENT_ID,
-            "client_secret": sandbox_microsoft.CLIENT_SECRET,
-            "refresh_token": sandbox_microsoft.REFRESH_TOKEN,
-            "resource": resource,
-        }
-        url = f"{server.url}/login/{sandbox_microsoft.TENANT_ID}/oauth2/token"
-        return requests.post(url, data=form, timeout=5).json()["access_token"]
+        return refresh_grant(server, sandbox_microsoft.REFRESH_TOKEN, resource).json()["access_token"]
 
     return fetch
 

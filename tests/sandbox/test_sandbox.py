@@ -20,6 +20,7 @@ from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from include.sandbox import SandboxServer
 from include.sandbox.demo_data import write_demo_data
 from include.sandbox.server import loads
+from tests.hooks.helpers import refresh_grant
 
 PC = "/partnercenter/v1"
 
@@ -36,7 +37,7 @@ def test_cli_prints_the_connections_and_stops_on_sigterm(demo_dir):
         name, _, quoted = line.partition("=")
         assert name == "AIRFLOW_CONN_PARTNER_CENTER_DEFAULT"
         conn = json.loads(shlex.split(quoted)[0])
-        assert conn["conn_type"] == "http" and conn["host"].startswith("http://127.0.0.1:")
+        assert conn["conn_type"] == "partner_center" and conn["host"].startswith("http://127.0.0.1:")
         assert conn["extra"]["tenant_id"] == sandbox_microsoft.TENANT_ID
         base = conn["host"].rsplit("/partnercenter", 1)[0]
         assert requests.get(f"{base}/_sandbox/requests", timeout=5).json() == []
@@ -199,3 +200,20 @@ def test_demo_data_is_deterministic_and_matches_its_metadata(tmp_path, demo_dir)
             key = "postTaxTotal" if path.name.startswith("azure") else "totalForCustomer"
             totals += sum((loads(line)[key] for line in path.read_text().splitlines()), Decimal(0))
         assert invoice["totalCharges"] - totals == expected.difference
+
+
+def test_rotating_token_endpoint_issues_a_new_refresh_token_and_refuses_a_used_one(demo_dir):
+    with SandboxServer(demo_dir, rotate_refresh_tokens=True) as server:
+        first = refresh_grant(server, sandbox_microsoft.REFRESH_TOKEN).json()["refresh_token"]
+        second = refresh_grant(server, first, sandbox_microsoft.GRAPH).json()["refresh_token"]
+        assert server.issued_refresh_tokens == [first, second] and first != sandbox_microsoft.REFRESH_TOKEN
+        for spent in (sandbox_microsoft.REFRESH_TOKEN, first):
+            refused = refresh_grant(server, spent)
+            assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+        assert refresh_grant(server, second).status_code == 200
+
+
+def test_by_default_the_refresh_token_stays_the_same(sandbox, get_token):
+    get_token(sandbox, sandbox_microsoft.PARTNER_CENTER)
+    get_token(sandbox, sandbox_microsoft.GRAPH)
+    assert sandbox.issued_refresh_tokens == []

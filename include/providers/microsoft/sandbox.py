@@ -4,7 +4,8 @@ Served from ``DIR/microsoft/<invoiceId>/invoice.json`` and
 ``<billingProvider>_<invoiceLineItemType>.jsonl``; a declared set without a file is served empty.
 Numbers are read as ``Decimal`` and written back verbatim. URL layout below the sandbox root:
 
-- ``/login/<tenant>/oauth2/token`` (refresh-token grant; issues the Bearer tokens checked below)
+- ``/login/<tenant>/oauth2/token`` (refresh-token grant; issues the Bearer tokens checked below, and a new
+  refresh token per grant when the server rotates them: :meth:`SandboxServer.refresh_token_grant`)
 - ``/partnercenter/v1/invoices[/<id>[/lineitems[/<provider>/<type>]]]`` (offset and continuation paging)
 - ``/graph/v1.0/reports/partners/billing/...`` (reconciliation and billed-usage exports -> operation -> manifest)
 - ``/blobs/billing/<manifest>/<blob>?<sas>`` (gzip JSON lines, SAS checked)
@@ -50,7 +51,7 @@ LINE_TYPE_PATHS = {"billing_line_items": "BillingLineItems", "usage_line_items":
 def connection(base_url: str) -> dict:
     """The connection (its id is in the provider registry) pointing at this sandbox."""
     return {
-        "conn_type": "http",
+        "conn_type": "partner_center",
         "host": f"{base_url}/partnercenter",
         "login": CLIENT_ID,
         "password": CLIENT_SECRET,
@@ -118,8 +119,15 @@ def token(request: Request) -> Response:
     )
     if refused:
         return Response(401, {"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client."})
-    if form.get("refresh_token") != REFRESH_TOKEN or form.get("resource") not in (PARTNER_CENTER, GRAPH):
-        return Response(400, {"error": "invalid_grant", "error_description": "AADSTS70000: Invalid grant."})
+    refresh_token = request.server.refresh_token_grant(REFRESH_TOKEN, form.get("refresh_token"))
+    if refresh_token is None or form.get("resource") not in (PARTNER_CENTER, GRAPH):
+        return Response(
+            400,
+            {
+                "error": "invalid_grant",
+                "error_description": "AADSTS70000: The provided grant has expired, was revoked or was already used.",
+            },
+        )
     access_token = f"sbx.{secrets.token_hex(16)}"
     request.server.state(__name__).setdefault("tokens", {})[access_token] = form["resource"]
     now = int(time.time())
@@ -134,7 +142,7 @@ def token(request: Request) -> Response:
             "not_before": str(now),
             "resource": form["resource"],
             "access_token": access_token,
-            "refresh_token": REFRESH_TOKEN,
+            "refresh_token": refresh_token,
         },
     )
 

@@ -41,7 +41,7 @@ SORT = re.compile(r"sort\[(?P<field>\w+)\]")
 def connection(base_url: str) -> dict:
     """The connection (its id is in the provider registry) pointing at this sandbox."""
     return {
-        "conn_type": "http",
+        "conn_type": "streamone_ion",
         "host": f"{base_url}/ion",
         "login": API_KEY,
         "password": API_SECRET,
