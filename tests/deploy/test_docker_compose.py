@@ -207,6 +207,16 @@ def test_dockerfile_from_matches_the_airflow_pin():
     assert re.search(r"pip install[^\n]*-r\s+\S*requirements\.txt", text), "Dockerfile must install requirements.txt"
 
 
+def test_the_image_installs_the_project_distribution_and_compose_enables_the_test_button(services):
+    """The image installs pyproject.toml's distribution (its provider entry point registers the connection
+    types); every Airflow component may test a connection."""
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^COPY .*pyproject\.toml", text, re.M) and re.search(r"^COPY .*\bsrc\b", text, re.M)
+    assert re.search(r"pip install[^\n]*/opt/airflow/project", text), "Dockerfile must install the distribution"
+    for name in AIRFLOW_SERVICES:
+        assert services[name]["environment"]["AIRFLOW__CORE__TEST_CONNECTION"] == "Enabled", name
+
+
 def test_every_airflow_service_runs_the_pinned_image(services):
     pin = airflow_pin()
     for name in AIRFLOW_SERVICES:
