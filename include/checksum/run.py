@@ -130,5 +130,5 @@ def _failure_message(label: str, header, totals: dict, currency_totals: dict, ou
             f"outside the tolerance {totals['tolerance_applied']}"
         )
     failed = f"; failed expectations: {', '.join(outcome.failed_expectations)}" if outcome.failed_expectations else ""
-    cause = f"; likely cause: {hints[0].evidence}" if hints and not foreign else ""
+    cause = f"; likely cause: {hints[0].evidence.rstrip('.')}" if hints and not foreign else ""
     return f"Checksum error on {label}: {what}{failed}{cause}."

@@ -141,8 +141,8 @@ def _item(section: str, entry: InvoiceEntry, *, show_account: bool = False) -> I
                 f"What to do: {entry.hint.action}",
             )
         return Item(
-            f"{label}: header {money(entry.header_total)}, detail {money(entry.detail_total)}, "
-            f"difference {money(entry.difference)} {currency}".rstrip(),
+            f"{label}: header {money(entry.header_total)}, detail {money(entry.detail_total)}"
+            f"{_in_lines(entry.line_count)}, difference {money(entry.difference)} {currency}".rstrip(),
             details,
             entry.task_url,
         )
@@ -169,6 +169,10 @@ def money(amount: Decimal | None) -> str:
         return "n/a"
     cents = amount.quantize(CENT)
     return format(cents if cents == amount else amount.normalize(), ",f")
+
+
+def _in_lines(count: int | None) -> str:
+    return "" if count is None else f" in {count:,} line{'' if count == 1 else 's'}"
 
 
 def _count(n: int, singular: str, *, plural: str | None = None) -> str:

@@ -53,6 +53,8 @@ class InvoiceEntry:
     header_total: Decimal | None = None
     detail_total: Decimal | None = None
     difference: Decimal | None = None
+    line_count: int | None = None
+    """The invoice's lines: loaded, or for a checksum error the lines its checksum validated."""
     message: str | None = None
     hint: Hint | None = None
     task_url: str | None = None
@@ -195,6 +197,7 @@ def _finished_attempts(engine: Engine, start: datetime, end: datetime) -> list:
             a.c.triggered_by,
             a.c.finished_at,
             inv.c.currency_code,
+            inv.c.line_count,
         )
         .outerjoin(inv, and_(inv.c.provider == a.c.provider, inv.c.invoice_id == a.c.invoice_id))
         .where(a.c.finished_at >= start, a.c.finished_at < end, a.c.outcome != "running")
@@ -228,6 +231,7 @@ def _attempt_entry(row) -> InvoiceEntry:
         header_total=row.header_total,
         detail_total=row.detail_total,
         difference=row.difference,
+        line_count=row.line_count,
         message=row.message,
         hint=top_hint(row.diagnostics) if row.outcome == "checksum_error" else None,
         task_url=row.task_url,

@@ -361,6 +361,7 @@ class InvoiceStore:
         stage_id: str,
         *,
         totals: dict,
+        line_count: int,
         message: str,
         diagnostics: dict,
         note: str | None = None,
@@ -368,6 +369,9 @@ class InvoiceStore:
         usage_mismatches: Iterable | None = None,
     ) -> None:
         """Failed checksum: header row ``checksum_error`` and the attempt; no line is loaded.
+
+        The row keeps the ``line_count`` of the lines validated (its ``detail_total`` is their sum too), so
+        billing staff see how many lines the failing invoice had.
 
         A failed usage checksum also keeps its ``usage_mismatches`` (:class:`include.sql.usage.SubscriptionUsage`)
         in ``invoice_usage_mismatch``, in the same transaction.
@@ -377,7 +381,9 @@ class InvoiceStore:
                 from include.sql.usage import record_mismatches
 
                 record_mismatches(conn, key.provider, key.invoice_id, key.run_id, usage_mismatches)
-            self._write_invoice(conn, key, header, status="checksum_error", status_message=message, **totals)
+            self._write_invoice(
+                conn, key, header, status="checksum_error", status_message=message, line_count=line_count, **totals
+            )
             self._finish_attempt(
                 conn,
                 key,

@@ -3,11 +3,13 @@ failure recording, and the one place our errors become ``AirflowFailException``.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -21,7 +23,35 @@ if TYPE_CHECKING:
 
 
 class OutcomeRecorded(AirflowFailException):
-    """The task failed and has already written its outcome (e.g. ``checksum_error``); fail without retry."""
+    """The task failed and has already written its outcome (e.g. ``checksum_error``); fail without retry.
+
+    Its report is already in the log: the runner's "Task failed with exception" for it is logged as one
+    line with the sentence, no traceback (:func:`recorded_outcome_without_traceback`).
+    """
+
+
+def recorded_outcome_without_traceback(logger: Any, method_name: str, event_dict: dict) -> dict:
+    """structlog processor: an :class:`OutcomeRecorded` being logged loses its traceback and says its sentence.
+
+    The Task SDK's runner logs every ``AirflowFailException`` with ``log.exception``; for an expected,
+    recorded outcome that stack would only bury the report above it. Any other exception keeps its traceback.
+    """
+    exc_info = event_dict.get("exc_info")
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    error = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+    if isinstance(error, OutcomeRecorded):
+        del event_dict["exc_info"]
+        event_dict["event"] = f"Task failed: {error}"
+    return event_dict
+
+
+def _log_recorded_outcomes_without_traceback() -> None:
+    """Put :func:`recorded_outcome_without_traceback` first in the task process's structlog chain, in place:
+    the runner's logger is already bound to that very list (the Task SDK offers no hook for this)."""
+    processors = structlog.get_config()["processors"]
+    if recorded_outcome_without_traceback not in processors:
+        processors.insert(0, recorded_outcome_without_traceback)
 
 
 class InvoiceTaskError(RuntimeError):
@@ -102,6 +132,7 @@ class InvoiceOperator(BaseOperator):
         try:
             return self.execute_invoice(context)
         except OutcomeRecorded:
+            _log_recorded_outcomes_without_traceback()
             raise
         except refusals() as err:
             raise AirflowFailException(str(err)) from None

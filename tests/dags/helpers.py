@@ -50,6 +50,7 @@ def assert_synced(store, dag_run, provider: str, expectations: dict) -> None:
         else:
             assert attempt["outcome"] == "checksum_error"
             assert loaded == []  # a failed checksum loads nothing
+            assert invoice["line_count"] == expected.line_count  # the lines it validated, for billing staff
             assert checksum_states[f"{provider} {invoice_id}"] == "failed"
             assert "Checksum error" in attempt["message"] and attempt["diagnostics"]
         assert_usage(store, provider, invoice_id, expected, attempt)

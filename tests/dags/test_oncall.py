@@ -32,6 +32,27 @@ def test_failed_checksum_log_starts_with_the_report(airflow_db, invoice_db, prov
     assert diagnostics["hints"][0]["cause"] == "credit_note"
     assert Decimal(diagnostics["hints"][0]["amount"]) == Decimal("-1329.7525")
     assert attempt["task_url"] and "checksum_validation" in attempt["task_url"]
+    # the report is the whole story: the runner's failure line says the sentence, no stack follows it
+    assert "Traceback" not in log and "Task failed with exception" not in log
+    assert f"Task failed: {attempt['message']}" in log[log.index("Checksum FAILED") :]
+    assert attempt["message"].endswith("exactly.") and not attempt["message"].endswith("..")
+
+
+def test_an_unexpected_checksum_failure_keeps_its_traceback(
+    airflow_db, invoice_db, provider_connections, monkeypatch, capsys
+):
+    import include.checksum.run
+
+    def crash(*args, **kwargs):
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr(include.checksum.run, "run_checksum", crash)
+
+    assert _run(CREDIT_NOTE)["checksum_validation"] == "failed"
+    log = capsys.readouterr().out
+    failed_at = log.index("Task failed with exception")
+    assert "Traceback (most recent call last)" in log[failed_at:]
+    assert "database went away" in log[failed_at:]
 
 
 def test_inactive_currency_blocks_activation(airflow_db, invoice_db, provider_connections, monkeypatch, capsys):

@@ -105,6 +105,7 @@ class Seeder:
             header_total=Decimal("1000.00"),
             detail_total=Decimal("989.6625"),
             difference=Decimal("10.3375"),
+            line_count=1412,
         )
         diagnostics = {
             "difference": "10.3375",

@@ -63,7 +63,7 @@ def test_busy_day_mail_tells_what_needs_attention(invoice_db, seed, smtp_server,
     for body in (text, html):
         for expected in (
             "Microsoft Partner Center",
-            "G-CHK: header 1,000.00, detail 989.6625, difference 10.3375 EUR",
+            "G-CHK: header 1,000.00, detail 989.6625 in 1,412 lines, difference 10.3375 EUR",
             "Likely cause: late usage lines (10.3375 EUR)",
             "wait a day and re-run the sync",
             "G-ACT-1: 1,234.50 EUR",

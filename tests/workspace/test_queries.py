@@ -41,6 +41,7 @@ def _checksum_error(store, invoice_id: str, total: str, detail: str, by: str = "
         _header(invoice_id, total),
         f"s-{invoice_id}",
         totals=totals,
+        line_count=3,
         message="m",
         diagnostics=diagnostics,
         task_url="http://x/log",
@@ -57,6 +58,7 @@ def test_list_record_and_listing(invoice_db):
     a1 = page["invoices"][1]
     assert (a1["header_total"], a1["detail_total"], a1["difference"]) == ("100.10", "99.0001", "1.0999")
     assert a1["last_attempt"]["outcome"] == "checksum_error" and page["invoices"][0]["last_attempt"]["by"] == "alice"
+    assert a1["line_count"] == 3  # the lines the failing checksum validated, though none is loaded
     assert queries.list_invoices(engine, status="active")["total"] == 0
     assert queries.list_invoices(engine, period="2026-05")["total"] == 2
     assert queries.list_invoices(engine, period="2026-06")["total"] == 0
@@ -65,6 +67,7 @@ def test_list_record_and_listing(invoice_db):
     record = queries.invoice_record(engine, "microsoft", "A1")
     assert record["invoice"]["difference"] == "1.0999" and record["next_step"] == "re-run with override"
     assert record["breakdown"] == [{"category": "licence", "amount": "99.0001", "lines": 3}]
+    assert record["invoice"]["line_count"] == 3
     assert record["failed_task_log"] == "http://x/log" and record["data_docs"].endswith("/p.html")
     assert queries.invoice_record(engine, "microsoft", "nope") is None
 
