@@ -213,6 +213,11 @@ def invoice_record(engine: Engine, provider: str, invoice_id: str) -> dict | Non
         "hints": hints,
         "next_step": hints[0]["action"] if hints else None,
         "diagnosed_by_run": diagnosed.run_id if diagnosed else None,
+        "usage_mismatch_run": (
+            diagnosed.run_id
+            if diagnosed and diagnosed.outcome == "checksum_error" and diagnostics.get("check") == "usage"
+            else None
+        ),
         "data_docs": diagnostics.get("data_docs"),
         "failed_task_log": failed_task.task_url if failed_task else None,
         "referenced_lines": referenced,

@@ -144,6 +144,22 @@ def breakdown_csv(_: Reader, provider: str, invoice_id: str) -> Response:
     return _csv(f"{provider}-{invoice_id}-breakdown.csv", ["category", "lines", "amount", "currency_code"], rows)
 
 
+@app.get("/api/invoices/{provider}/{invoice_id}/usage-mismatches.csv")
+def usage_mismatches_csv(_: Reader, provider: str, invoice_id: str) -> Response:
+    """The subscriptions whose two usage totals differ, largest difference first, when the invoice's last
+    checksum failed on Azure usage (the file beside the Data Docs, from the database)."""
+    from include.checksum.usage import mismatch_csv
+    from include.sql.usage import mismatches
+
+    run_id = invoice_record(_, provider, invoice_id)["usage_mismatch_run"]
+    if run_id is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"The last checksum of invoice {invoice_id} did not fail on Azure usage."
+        )
+    rows = mismatches(_engine(), provider, invoice_id, run_id)
+    return _csv_response(f"{provider}-{invoice_id}-usage-mismatches.csv", mismatch_csv(rows))
+
+
 @app.get("/api/providers/{provider}/available")
 def available_invoices(_: Reader, provider: str) -> dict:
     """What the provider listed at the last scheduled sync, with each invoice's import status."""
@@ -155,8 +171,12 @@ def _csv(filename: str, header: list[str], rows: list[list]) -> Response:
     writer = csv.writer(out)
     writer.writerow(header)
     writer.writerows(rows)
+    return _csv_response(filename, out.getvalue())
+
+
+def _csv_response(filename: str, text: str) -> Response:
     return Response(
-        out.getvalue(),
+        text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}"},
     )

@@ -8,7 +8,9 @@ test (``test_browser_*``) comes last and uses what is left (the credit-note invo
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import json
 import re
 import time
@@ -19,6 +21,7 @@ import pytest
 import requests
 
 from include.checksum.data_docs import REMOTE_LOAD
+from include.checksum.usage import CSV_COLUMNS as MISMATCH_COLUMNS
 from include.providers.microsoft.demo import EXPECTED as MICROSOFT_DEMO
 from tests.e2e.airflow_processes import VIEWER, AirflowApi
 from tests.e2e.workspace_deployment import DEACTIVATE, MANUAL, SYNC
@@ -30,6 +33,9 @@ MARKETPLACE = "G0523A0004"  # checksum_error, 1476.03 EUR of undeclared marketpl
 CHECKSUM_ERRORS = {i for i, e in MICROSOFT_DEMO.items() if e.status == "checksum_error"}
 BALANCED = "D0526A0001"  # active
 DRIFT = "G0525A0005"  # active with a sub-euro drift
+PARTIAL_USAGE = next(  # checksum_error: the daily-rated usage of one subscription stops early
+    i for i, e in MICROSOFT_DEMO.items() if e.status == "checksum_error" and e.usage_difference
+)
 WS = "/provider-invoices"
 
 
@@ -65,6 +71,7 @@ def test_anonymous_requests_get_no_data(workspace_airflow):
         "/api/invoices",
         f"/api/invoices/microsoft/{CREDIT_NOTE}",
         "/api/invoices.csv",
+        f"/api/invoices/microsoft/{PARTIAL_USAGE}/usage-mismatches.csv",
         "/api/providers/microsoft/available",
         "/data-docs/index.html",
     ):
@@ -119,6 +126,24 @@ def test_list_and_record_as_stored(workspace_airflow, admin):
     breakdown = admin.get(f"{airflow.url}{WS}/api/invoices/microsoft/{CREDIT_NOTE}/breakdown.csv", timeout=30)
     assert breakdown.text.splitlines()[0] == "category,lines,amount,currency_code"
 
+    assert record["invoice"]["line_count"] == MICROSOFT_DEMO[CREDIT_NOTE].line_count  # validated, none loaded
+    assert by_id[CREDIT_NOTE]["line_count"] == MICROSOFT_DEMO[CREDIT_NOTE].line_count
+
+    partial = admin.get(f"{airflow.url}{WS}/api/invoices/microsoft/{PARTIAL_USAGE}", timeout=30).json()
+    assert partial["usage_mismatch_run"] == partial["diagnosed_by_run"] and record["usage_mismatch_run"] is None
+    mismatch = admin.get(f"{airflow.url}{WS}/api/invoices/microsoft/{PARTIAL_USAGE}/usage-mismatches.csv", timeout=30)
+    assert mismatch.status_code == 200 and mismatch.headers["content-type"].startswith("text/csv")
+    assert mismatch.text.splitlines()[0] == ",".join(MISMATCH_COLUMNS)
+    rows = list(csv.DictReader(io.StringIO(mismatch.text)))
+    assert rows and {row["run_id"] for row in rows} == {partial["usage_mismatch_run"]}
+    assert sum(Decimal(row["difference"]) for row in rows) == MICROSOFT_DEMO[PARTIAL_USAGE].usage_difference
+    differences = [abs(Decimal(row["difference"])) for row in rows]
+    assert differences == sorted(differences, reverse=True), "largest difference first"
+    none = admin.get(f"{airflow.url}{WS}/api/invoices/microsoft/{CREDIT_NOTE}/usage-mismatches.csv", timeout=30)
+    assert none.status_code == 404 and none.json()["detail"] == (
+        f"The last checksum of invoice {CREDIT_NOTE} did not fail on Azure usage."
+    )
+
     available = admin.get(f"{airflow.url}{WS}/api/providers/microsoft/available", timeout=30).json()["invoices"]
     assert {row["invoice_id"]: row["status"] for row in available} == {
         invoice_id: expected.status for invoice_id, expected in MICROSOFT_DEMO.items()
@@ -138,6 +163,9 @@ def test_failed_checksum_log_leads_with_the_report(workspace_airflow):
     assert "great_expectations" not in log and "Validation result not found" not in log
     assert "Data Docs: http" in events[report_at], events[report_at]
     assert "Traceback" not in before
+    # a recorded outcome: the runner's failure line carries our sentence, no stack (error_detail) after it
+    assert "Task failed with exception" not in log and "error_detail" not in log, log[-3000:]
+    assert any(str(event).startswith("Task failed: Checksum error on") for event in events[report_at:])
     links = api.extra_links(SYNC, run["dag_run_id"], "checksum_validation", ti["map_index"])
     assert links["GX Data Docs"].startswith(f"{airflow.url}{WS}/data-docs/"), links
 
@@ -330,6 +358,14 @@ def test_browser_finds_understands_and_syncs_the_failing_invoice(workspace_airfl
             expect(page.locator("#available tbody tr")).to_have_count(len(MICROSOFT_DEMO))
             expect(page.locator("#available")).to_contain_text("inactive")  # deactivated above, waits for a sync
             shot(page, "available")
+
+            page.goto(f"{airflow.url}{WS}/#/invoice/microsoft/{PARTIAL_USAGE}")
+            expect(page.locator(".facts")).to_contain_text(str(MICROSOFT_DEMO[PARTIAL_USAGE].line_count))
+            with page.expect_download() as download:
+                page.locator("#usage-mismatches-link").click()
+            mismatches = download.value.path().read_text()
+            assert mismatches.splitlines()[0] == ",".join(MISMATCH_COLUMNS) and len(mismatches.splitlines()) > 1
+            shot(page, "usage-mismatches")
 
             page.goto(f"{airflow.url}/plugin/provider-invoices")  # the workspace in Airflow's own navigation
             frame = page.frame_locator("iframe").first

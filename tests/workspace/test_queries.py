@@ -20,7 +20,9 @@ def _header(invoice_id: str, total: str, start: date = date(2026, 5, 1)) -> Invo
     )
 
 
-def _checksum_error(store, invoice_id: str, total: str, detail: str, by: str = "scheduled", account=None) -> None:
+def _checksum_error(
+    store, invoice_id: str, total: str, detail: str, by: str = "scheduled", account=None, check=None
+) -> None:
     key = AttemptKey("microsoft", invoice_id, "provider_invoice_sync_microsoft", f"run-{invoice_id}")
     store.start_attempt(key, triggered_by=by, account=account)
     store.stage(f"s-{invoice_id}").create()
@@ -29,6 +31,7 @@ def _checksum_error(store, invoice_id: str, total: str, detail: str, by: str = "
         "difference": str(Decimal(total) - Decimal(detail)),
         "hints": [{"cause": "credit_note", "action": "re-run with override", "evidence": "e", "amount": "1"}],
         "data_docs": "http://x/provider-invoices/data-docs/validations/p.html",
+        **({"check": check} if check else {}),
     }
     totals = {
         "header_total": Decimal(total),
@@ -70,6 +73,10 @@ def test_list_record_and_listing(invoice_db):
     assert record["invoice"]["line_count"] == 3
     assert record["failed_task_log"] == "http://x/log" and record["data_docs"].endswith("/p.html")
     assert queries.invoice_record(engine, "microsoft", "nope") is None
+    assert record["usage_mismatch_run"] is None  # the header checksum failed: no usage mismatch file
+
+    _checksum_error(invoice_db, "U1", "10", "10", check="usage")
+    assert queries.invoice_record(engine, "microsoft", "U1")["usage_mismatch_run"] == "run-U1"
 
     default = ["partner_center_default"]
     listing = {"partner_center_default": [_header("A1", "100.10"), _header("C3", "7.5", date(2026, 6, 1))]}

@@ -339,6 +339,7 @@ async function showInvoice(provider, invoiceId) {
           h("tbody", {}, r.breakdown.map((b) => h("tr", {}, h("td", {}, b.category), h("td", { class: "num" }, b.lines), h("td", { class: "num" }, amount(b.amount, cur))))))
       : null,
     r.breakdown.length ? h("a", { href: `${API}/invoices/${encodeURIComponent(provider)}/${encodeURIComponent(invoiceId)}/breakdown.csv`, download: true }, "Download the breakdown as CSV") : null,
+    r.usage_mismatch_run ? h("p", {}, h("a", { href: `${API}/invoices/${encodeURIComponent(provider)}/${encodeURIComponent(invoiceId)}/usage-mismatches.csv`, download: true, id: "usage-mismatches-link" }, "Download the Azure usage mismatches as CSV (largest difference first)")) : null,
     h("h2", {}, "Likely causes"), causes,
     h("div", { class: "actions" },
       inv.status === "active" ? deactivateForm(provider, invoiceId) : syncForm(provider, invoiceId, r.override_suggestion)),
