@@ -134,3 +134,29 @@ def test_subscriptions_on_one_side_only_and_the_load(invoice_db):
         ("only-daily", D("2.5")),
     ]
     assert open_stages(invoice_db.engine) == []  # the load dropped both stages
+
+
+def test_metered_marketplace_lines_are_compared_saas_lines_are_not(invoice_db):
+    """Daily-rated usage carries Azure Marketplace meters but no marketplace SaaS: a third-party line is compared
+    when its product is in the daily-rated usage."""
+    azure, metered, saas = "DZH318Z0BPS6", "DZH318Z0MTRD", "DZH318Z0BXWC"
+    (usage_line,) = _recon([D("10.00")])
+    recon = [
+        usage_line._replace(product_id=azure),
+        usage_line._replace(line_no=2, category="marketplace", product_id=metered, pre_tax_amount=D("3.41")),
+        usage_line._replace(line_no=3, category="marketplace", product_id=saas, pre_tax_amount=D("820.00")),
+        usage_line._replace(line_no=4, category="marketplace", product_id=metered, subscription_id="other-sub"),
+    ]
+    invoice_db.stage("u4").fill(recon)
+    daily = [
+        *_usage([D("6.5"), D("3.5")]),
+        *(line._replace(line_no=n, product_id=metered) for n, line in enumerate(_usage([D("3.405"), D("0.005")]), 3)),
+    ]
+    stage_usage(invoice_db.engine, "u4", daily)
+
+    rows = {row.subscription_id: row for row in compare_staged_usage(invoice_db.engine, "u4")}
+    assert (rows["sub-1"].reconciliation_pre_tax, rows["sub-1"].reconciliation_lines) == (D("13.41"), 2)
+    assert rows["sub-1"].daily_rated_pre_tax == D("13.41") and rows["sub-1"].difference == 0
+    # the product is metered (its meter is in the daily-rated set): a subscription without its daily rows differs
+    assert (rows["other-sub"].difference, rows["other-sub"].last_usage_date) == (D("10.00"), None)
+    invoice_db.stage("u4").drop()
