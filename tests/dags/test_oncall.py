@@ -18,7 +18,12 @@ def _run(invoice_id):
     return {ti.task_id: ti.state for ti in dag_run.get_task_instances()}
 
 
-def test_failed_checksum_log_starts_with_the_report(airflow_db, invoice_db, provider_connections, capsys):
+def test_failed_checksum_log_starts_with_the_report(airflow_db, invoice_db, provider_connections, capsys, monkeypatch):
+    from plugins.notifiers.checksum_alert import ChecksumAlertNotifier
+
+    alerted = []
+    monkeypatch.setattr(ChecksumAlertNotifier, "notify", lambda self, context: alerted.append(context["exception"]))
+
     states = _run(CREDIT_NOTE)
 
     assert states["checksum_validation"] == "failed"
@@ -36,6 +41,7 @@ def test_failed_checksum_log_starts_with_the_report(airflow_db, invoice_db, prov
     assert "Traceback" not in log and "Task failed with exception" not in log
     assert f"Task failed: {attempt['message']}" in log[log.index("Checksum FAILED") :]
     assert attempt["message"].endswith("exactly.") and not attempt["message"].endswith("..")
+    assert [str(error) for error in alerted] == [attempt["message"]]  # the failure callback still runs
 
 
 def test_an_unexpected_checksum_failure_keeps_its_traceback(
