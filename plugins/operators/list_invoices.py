@@ -17,7 +17,8 @@ LISTING_FAILURES = "listing_failures"
 
 
 class ListingFailed(RuntimeError):
-    """No account of the provider could be listed: the task fails, and its retries apply."""
+    """No account of the provider could be listed: the task fails, and its retries apply (unless every
+    account failed for good, e.g. with an expired consent: then it fails at once)."""
 
 
 class ListInvoicesOperator(BaseOperator):
@@ -60,15 +61,16 @@ class ListInvoicesOperator(BaseOperator):
         if dropped:
             self.log.warning("Dropped %d stage(s) that ended runs left behind: %s", len(dropped), dropped)
         normaliser = spec.normaliser()
-        listed, failures = {}, []
+        listed, failures, for_good = {}, [], True
         for account in accounts:
             try:
                 listed[account] = [normaliser.normalize_header(raw) for raw in spec.get_hook(account).list_invoices()]
             except Exception as err:
                 failures.append(f"The listing of {spec.display_name} account {account} failed: {error_detail(err)}")
                 self.log.error("%s", failures[-1])
+                for_good = for_good and isinstance(err, AirflowFailException)  # e.g. an expired consent
         if not listed:
-            raise ListingFailed(" ".join(failures))
+            raise (AirflowFailException if for_good else ListingFailed)(" ".join(failures))
         record_listing(store.engine, self.provider, listed, accounts)  # what the workspace offers for a manual sync
         states = store.invoice_states(self.provider)
         holders = {invoice_id: state["account"] for invoice_id, state in states.items()}

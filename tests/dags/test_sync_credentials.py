@@ -64,6 +64,8 @@ def test_an_expired_consent_fails_the_run_with_how_to_renew_it(
     run = run_dag(DAG_ID)
 
     assert task_states(run, "list_invoices") == {"-1": "failed"}
+    (listing,) = [ti for ti in run.get_task_instances() if ti.task_id == "list_invoices"]
+    assert listing.try_number == 1  # no retry can renew a consent
     assert not task_states(run, "fetch") or set(task_states(run, "fetch").values()) == {"upstream_failed"}
     out = capsys.readouterr().out
     assert (
