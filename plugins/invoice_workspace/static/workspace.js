@@ -316,7 +316,9 @@ async function showInvoice(provider, invoiceId) {
     r.data_docs ? h("a", { href: r.data_docs, target: "_blank", id: "data-docs-link" }, "GX Data Docs of this validation") : null);
   const verdict = inv.status === "checksum_error" && top
     ? h("div", { class: "panel alert", id: "verdict" },
-        h("strong", {}, `Difference ${inv.difference} ${cur}: most likely ${top.cause} (${top.match} match).`),
+        h("strong", {}, `${r.usage_mismatch_run
+          ? `Azure usage difference (reconciliation − daily-rated) ${r.difference} ${cur}`
+          : `Difference ${inv.difference} ${cur}`}: most likely ${top.cause} (${top.match} match).`),
         h("p", {}, top.evidence), h("p", {}, h("strong", {}, "Next step: "), r.next_step))
     : inv.status_message ? h("div", { class: "panel" }, inv.status_message) : null;
   show(
