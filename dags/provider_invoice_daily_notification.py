@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG
 
+from include.dag_builder import EXECUTION_TIMEOUT
 from plugins.operators.notification import InvoiceStatusMailOperator
 
 with DAG(
@@ -18,7 +19,12 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "billing", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={
+        "owner": "billing",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "execution_timeout": EXECUTION_TIMEOUT,
+    },
     tags=["invoices", "notification"],
     doc_md=__doc__,
 ) as dag:

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
+from include.dag_builder import EXECUTION_TIMEOUT
 from include.dag_docs import DEACTIVATE_DOC
 from include.params import invoice_id_param, provider_param, required_text_param, text_template
 from plugins.operators.deactivate import DeactivateInvoiceOperator
@@ -15,6 +16,7 @@ with DAG(
     start_date=datetime(2026, 1, 1),
     catchup=False,
     tags=["invoices", "manual"],
+    default_args={"owner": "billing", "execution_timeout": EXECUTION_TIMEOUT},
     doc_md=DEACTIVATE_DOC,
     render_template_as_native_obj=True,  # see include.params.text_template
     params={

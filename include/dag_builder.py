@@ -21,11 +21,23 @@ from plugins.operators.list_invoices import LISTING_FAILURES, ListInvoicesOperat
 from plugins.operators.load import LoadInvoiceOperator
 
 START_DATE = datetime(2026, 1, 1)
+EXECUTION_TIMEOUT = timedelta(hours=2)
+"""The longest one try of any task of any DAG may run (each DAG file takes it from here). A 1M-line fetch
+takes about 2.5 minutes on a loaded 2-core machine (benchmarks/README.md), so a 10M-line invoice fits with
+room; a hung provider, database or SMTP call fails the try (and its retries apply) instead of holding a
+worker slot for ever. The wait for a Graph export is not counted: the fetch is deferred meanwhile, bounded
+by the connection's ``export_timeout``."""
+PROVIDER_CALLS = 4
+"""Fetches of one DAG in flight at once (``max_active_tis_per_dag``; deferred ones count), so a daily run
+never has more than this many invoices downloading or exporting at the provider. Neither Microsoft nor
+TD SYNNEX publishes numeric limits for invoice APIs; Microsoft's throttling guidance asks for reduced
+parallelism, and the hooks honour ``Retry-After`` on every 429 (shared/reference/provider-apis.md 1.7)."""
 DEFAULT_ARGS = {
     "owner": "billing",
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": 2.0,
+    "execution_timeout": EXECUTION_TIMEOUT,
 }
 
 
@@ -42,6 +54,7 @@ def invoice_pipeline(provider, invoice_id, *, account=None, override_tolerance=N
         account=account,
         override_tolerance=override_tolerance,
         override_reason=override_reason,
+        max_active_tis_per_dag=PROVIDER_CALLS,
     )
     checksum = ChecksumValidationOperator(
         task_id="checksum_validation",

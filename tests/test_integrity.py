@@ -117,7 +117,7 @@ def test_credentialed_requests_go_only_to_the_configured_hosts(serve, demo_data_
     with pytest.raises(UntrustedUrl, match=r"pointed a request at http://127\.0\.0\.2:9, which is not a host"):
         microsoft._v1(elsewhere)  # a next link or continuation link from an answer
     with pytest.raises(UntrustedUrl):
-        microsoft.get_json(elsewhere, headers=microsoft._headers(GRAPH_RESOURCE))  # an operation location
+        microsoft.get_json(elsewhere, headers=microsoft.auth_headers(GRAPH_RESOURCE))  # an operation location
     with pytest.raises(UntrustedUrl):
         StreamOneIonHook()._get(elsewhere, {})
     assert not [r for r in server.requests if "invoices" in r["path"]]

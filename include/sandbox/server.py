@@ -119,7 +119,8 @@ class SandboxServer:
 
     Use as a context manager (``with SandboxServer(dir) as sandbox:``); it stops on exit.
     ``blob_lines`` sizes the v2 export blobs; ``export_retry_after`` is the Retry-After of a
-    running export operation; ``rotate_refresh_tokens``: see :meth:`refresh_token_grant`.
+    running export operation, and ``export_polls`` how many polls find it running (a slow export);
+    ``rotate_refresh_tokens``: see :meth:`refresh_token_grant`.
     """
 
     def __init__(
@@ -130,6 +131,7 @@ class SandboxServer:
         blob_lines: int = 1000,
         export_retry_after: int = 1,
         rotate_refresh_tokens: bool = False,
+        export_polls: int = 1,
     ):
         self.data_dir = Path(data_dir)
         self.blob_lines = blob_lines
@@ -138,6 +140,7 @@ class SandboxServer:
         self.issued_refresh_tokens: list[str] = []
         """Every refresh token a rotating token endpoint handed out, oldest first."""
         self._refresh_tokens: dict[str, str] = {}
+        self.export_polls = export_polls
         self.endpoints: dict[str, SandboxEndpoints] = {spec.conn_id: spec.sandbox() for spec in PROVIDERS.values()}
         """conn_id -> the provider's sandbox module."""
         self._routes = [

@@ -174,6 +174,7 @@ invoice_sync_attempt = Table(
     Column("task_url", Text),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
+    Column("export_operations", Text),
     UniqueConstraint("dag_id", "run_id", "provider", "invoice_id", name="uq_invoice_sync_attempt"),
 )
 Index("ix_attempt_invoice", invoice_sync_attempt.c.provider, invoice_sync_attempt.c.invoice_id)

@@ -256,6 +256,23 @@ class InvoiceStore:
         t = invoice_sync_attempt
         return self._rows(select(t).where(_of_invoice(t, provider, invoice_id)).order_by(t.c.id))
 
+    def export_operations(self, key: AttemptKey) -> dict[str, str]:
+        """``export -> operation location`` of the provider exports this run's fetch started (empty: none)."""
+        t = invoice_sync_attempt
+        with self.engine.connect() as conn:
+            recorded = conn.execute(select(t.c.export_operations).where(_of_attempt(key))).scalar()
+        return json.loads(recorded) if recorded else {}
+
+    def record_export_operations(self, key: AttemptKey, operations: dict[str, str]) -> None:
+        """Keep the started exports on the attempt, so a retry of the run waits for them instead of starting
+        new ones; written right after each start, before the task defers or can crash."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(invoice_sync_attempt)
+                .where(_of_attempt(key))
+                .values(export_operations=json.dumps(operations, sort_keys=True))
+            )
+
     def record_failure(
         self, key: AttemptKey, header: InvoiceHeader | None, message: str, task_url: str | None = None
     ) -> None:

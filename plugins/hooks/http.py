@@ -170,8 +170,13 @@ class ProviderHttpHook(BaseHook):
         return float(self.extras.get("max_retry_wait", DEFAULT_MAX_RETRY_WAIT))
 
     @cached_property
+    def retry_backoff(self) -> float:
+        """The first back-off in seconds when the server names no ``Retry-After``; doubled for each further try."""
+        return float(self.extras.get("retry_backoff", DEFAULT_RETRY_BACKOFF))
+
+    @cached_property
     def _backoff(self) -> wait_exponential_jitter:
-        first = float(self.extras.get("retry_backoff", DEFAULT_RETRY_BACKOFF))
+        first = self.retry_backoff
         return wait_exponential_jitter(initial=first, max=self.max_retry_wait, jitter=first)
 
     @property
@@ -202,6 +207,23 @@ class ProviderHttpHook(BaseHook):
         except Exception as exc:
             return False, f"{self.hook_name} test failed: {exc}"
         return True, f"Connected to {self.hook_name}: {what}."
+
+    def check_trusted(self, url: str) -> None:
+        """Refuse (:class:`UntrustedUrl`) to send the connection's credentials to ``url`` outside its hosts."""
+        if origin(url) not in self.trusted_origins:
+            raise UntrustedUrl(
+                f"{self.hook_name} pointed a request at {origin(url)}, which is not a host of connection "
+                f"{self.conn_id}; it was refused so that no credential leaves the configured hosts."
+            )
+
+    def exports(self, invoice: dict) -> list[str]:
+        """The asynchronous exports the provider prepares before the invoice's lines can be read (none here).
+
+        A hook that has some also offers ``start_export(invoice_id, export) -> operation location``,
+        ``export_trigger(invoice_id, operations)`` (what the fetch defers to while they are prepared),
+        ``export_timeout`` (seconds) and ``export_operations`` (started exports its downloads use).
+        """
+        return []
 
     def check_invoice_id(self, invoice_id: object) -> str:
         """The provider's one invoice-id rule (:meth:`include.providers.ProviderSpec.check_invoice_id`)."""
@@ -254,12 +276,8 @@ class ProviderHttpHook(BaseHook):
 
     def _send(self, method: str, url: str, ok: Collection[int], stream: bool, kwargs: dict) -> requests.Response:
         self.log.debug("%s %s", method, url_path(url))
-        credentialed = kwargs.get("auth") is not None or "Authorization" in (kwargs.get("headers") or {})
-        if credentialed and origin(url) not in self.trusted_origins:
-            raise UntrustedUrl(
-                f"{self.hook_name} pointed a request at {origin(url)}, which is not a host of connection "
-                f"{self.conn_id}; it was refused so that no credential leaves the configured hosts."
-            )
+        if kwargs.get("auth") is not None or "Authorization" in (kwargs.get("headers") or {}):
+            self.check_trusted(url)
         try:
             response = self.session.request(method, url, timeout=self.timeout, stream=stream, **kwargs)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:

@@ -12,6 +12,11 @@ The billed daily-rated usage of a new-commerce invoice (:meth:`PartnerCenterHook
 the same two ways: v1 ``usagelineitems`` with continuation tokens before ``v2_export_from``, the Graph
 billed-usage export (same flow and blob format) from then on.
 
+An export is started (:meth:`PartnerCenterHook.start_export`) and then waited for either here (a sleep loop,
+``deferrable=False``) or, by the fetch, on the triggerer (:mod:`plugins.triggers.partner_center`), which reads the
+operation's answers with :meth:`PartnerCenterHook.read_operation` as the loop does; the downloads then use the
+started operations (:attr:`PartnerCenterHook.export_operations`) instead of starting new ones.
+
 Connection ``partner_center_default`` (type ``partner_center``): host = API base URL, login/password =
 Entra app client id/secret; extra ``tenant_id``, ``refresh_token`` (the consent's first token: a rotated
 one is kept in the Variable ``<conn_id>_refresh_token``, see :mod:`plugins.hooks.refresh_token`),
@@ -26,7 +31,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -67,6 +72,13 @@ BATCH_LINES = 10_000
 large enough that handing one over costs little next to parsing it."""
 
 
+class ExportState(NamedTuple):
+    """One poll of an export operation: ``manifest_link`` once it is ready, else the seconds to ``wait``."""
+
+    manifest_link: str | None = None
+    wait: float = 0.0
+
+
 class PartnerCenterHook(ProviderHttpHook):
     """Reads invoices and their line items from Partner Center (v1) and Microsoft Graph (v2 export)."""
 
@@ -81,6 +93,8 @@ class PartnerCenterHook(ProviderHttpHook):
         super().__init__(conn_id, **kwargs)
         self._tokens: dict[str, tuple[str, float]] = {}
         self._correlation_id = str(uuid.uuid4())
+        self.export_operations: dict[str, str] = {}
+        """``export -> operation location`` of exports started before (by the fetch): waited for, not started again."""
 
     # -- authentication -------------------------------------------------------------------------
 
@@ -157,7 +171,8 @@ class PartnerCenterHook(ProviderHttpHook):
             ) from None
         return f"a token was obtained and the invoice list answered with {len(listed)} invoice(s)"
 
-    def _headers(self, resource: str) -> dict[str, str]:
+    def auth_headers(self, resource: str) -> dict[str, str]:
+        """The headers of a request to ``resource``: a token for it (fetched when none is cached) and request ids."""
         return {
             "Authorization": f"Bearer {self.get_access_token(resource)}",
             "MS-RequestId": str(uuid.uuid4()),
@@ -167,7 +182,7 @@ class PartnerCenterHook(ProviderHttpHook):
     def _v1(self, path: str, *, headers: dict | None = None) -> Any:
         """GET a Partner Center v1 path (links from the API are relative to ``/v1``)."""
         url = self.url(path if "://" in path else f"/v1/{path.lstrip('/')}")
-        return self.get_json(url, headers={**self._headers(PARTNER_CENTER_RESOURCE), **(headers or {})})
+        return self.get_json(url, headers={**self.auth_headers(PARTNER_CENTER_RESOURCE), **(headers or {})})
 
     # -- invoices ---------------------------------------------------------------------------------
 
@@ -319,41 +334,79 @@ class PartnerCenterHook(ProviderHttpHook):
             url = f"{manifest['rootDirectory'].rstrip('/')}/{blob['name']}?{manifest['sasToken']}"
             yield from self._blob_batches(invoice_id, blob["name"], url, export)
 
-    def _export_manifest(self, invoice_id: str, export: str = RECONCILIATION_EXPORT) -> dict:
-        """Start the export, wait for it (honouring ``Retry-After``, bounded), return its manifest."""
-        headers = self._headers(GRAPH_RESOURCE)
+    def exports(self, invoice: dict) -> list[str]:
+        """Both Graph exports (reconciliation lines, billed daily-rated usage) for an invoice whose one-time and
+        marketplace lines come from v2; none for one read from v1 alone."""
+        return [RECONCILIATION_EXPORT, USAGE_EXPORT] if self._line_sets(invoice)[2] else []
+
+    def start_export(self, invoice_id: str, export: str) -> str:
+        """Ask Graph for the ``export`` of the invoice; returns the location of its operation."""
         started = self.request(
             "POST",
             f"{self.graph_url}/reports/partners/billing/{EXPORT_PATHS[export]}",
             json={"invoiceId": invoice_id, "attributeSet": "full"},
-            headers=headers,
+            headers=self.auth_headers(GRAPH_RESOURCE),
             ok=(202,),
         )
         location = started.headers.get("Location")
         if not location:
             raise InvalidProviderData(f"The {export} export of invoice {invoice_id} returned no Location.")
-        deadline = time.monotonic() + float(self.extras.get("export_timeout", DEFAULT_EXPORT_TIMEOUT))
+        return self._graph(location)
+
+    @cached_property
+    def export_timeout(self) -> float:
+        """Seconds Microsoft may take to prepare an export (extra ``export_timeout``, default 30 minutes)."""
+        return float(self.extras.get("export_timeout", DEFAULT_EXPORT_TIMEOUT))
+
+    def export_trigger(self, invoice_id: str, operations: dict[str, str]):
+        """What the fetch defers to while Microsoft prepares ``operations`` (only the conn id travels, no secret)."""
+        from plugins.triggers.partner_center import PartnerCenterExportTrigger
+
+        return PartnerCenterExportTrigger(conn_id=self.conn_id, invoice_id=invoice_id, operations=operations)
+
+    def read_operation(self, data: Any, retry_after: str | None, invoice_id: str, export: str) -> ExportState:
+        """What an operation's answer says: ready (its manifest link), failed (one sentence), or poll again when."""
+        status = str(data.get("status", "")).lower() if isinstance(data, dict) else ""
+        if status == "succeeded":
+            link = data.get("resourceLocation@odata.navigationLink")
+            if not link:
+                raise InvalidProviderData(f"The {export} export of invoice {invoice_id} succeeded without a manifest.")
+            return ExportState(manifest_link=self._graph(link))
+        if status == "failed":
+            error = data.get("error") or {}
+            raise InvalidProviderData(
+                f"The {export} export of invoice {invoice_id} failed: "
+                f"{error.get('code', '?')} {error.get('message', 'no reason given')}."
+            )
+        wait = parse_retry_after(retry_after)
+        return ExportState(wait=min(DEFAULT_EXPORT_POLL if wait is None else wait, self.max_retry_wait))
+
+    @staticmethod
+    def expired(invoice_id: str, export: str) -> InvalidProviderData:
+        """An operation Graph no longer knows (404): it expired, the next run starts a new export."""
+        return InvalidProviderData(
+            f"Microsoft no longer knows the {export} export operation of invoice {invoice_id} (expired); "
+            "the next run starts a new export."
+        )
+
+    def _export_manifest(self, invoice_id: str, export: str = RECONCILIATION_EXPORT) -> dict:
+        """The export's manifest once it is ready: the operation in :attr:`export_operations` (started earlier, e.g.
+        before the fetch deferred), or a new one, waited for here (honouring ``Retry-After``, bounded)."""
+        location = self.export_operations.get(export) or self.start_export(invoice_id, export)
+        deadline = time.monotonic() + self.export_timeout
         while True:
-            reply = self.request_json("GET", self._graph(location), headers=self._headers(GRAPH_RESOURCE))
-            status = str(reply.data.get("status", "")).lower()
-            if status == "succeeded":
-                link = reply.data.get("resourceLocation@odata.navigationLink")
-                if not link:
-                    raise InvalidProviderData(
-                        f"The {export} export of invoice {invoice_id} succeeded without a manifest."
-                    )
-                return self.get_json(self._graph(link), headers=self._headers(GRAPH_RESOURCE))
-            if status == "failed":
-                error = reply.data.get("error") or {}
-                raise InvalidProviderData(
-                    f"The {export} export of invoice {invoice_id} failed: "
-                    f"{error.get('code', '?')} {error.get('message', 'no reason given')}."
-                )
-            wait = parse_retry_after(reply.headers.get("Retry-After"))
-            wait = min(DEFAULT_EXPORT_POLL if wait is None else wait, self.max_retry_wait)
-            if time.monotonic() + wait > deadline:
+            try:
+                reply = self.request_json("GET", location, headers=self.auth_headers(GRAPH_RESOURCE))
+            except requests.HTTPError as exc:
+                if exc.response is not None and exc.response.status_code == 404:
+                    raise self.expired(invoice_id, export) from None
+                raise
+            state = self.read_operation(reply.data, reply.headers.get("Retry-After"), invoice_id, export)
+            if state.manifest_link:
+                return self.get_json(state.manifest_link, headers=self.auth_headers(GRAPH_RESOURCE))
+            if time.monotonic() + state.wait > deadline:
                 raise TimeoutError(f"The {export} export of invoice {invoice_id} did not finish in time.")
-            self.sleep(wait)
+            self.sleep(state.wait)
 
     def _graph(self, link: str) -> str:
         return link if "://" in link else f"{self.graph_url}/{link.lstrip('/')}"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTimeout, TaskDeferred
 
 from include.providers import ProviderSpec, get_provider
 
@@ -55,7 +55,8 @@ def _log_recorded_outcomes_without_traceback() -> None:
 
 
 class InvoiceTaskError(RuntimeError):
-    """An unexpected failure, retold as one sentence of ours (the original's text cut short after a colon)."""
+    """A failure the task's retries may fix, as one sentence of ours (an unexpected error's text cut short
+    after a colon)."""
 
 
 def refusals() -> tuple[type[Exception], ...]:
@@ -81,8 +82,10 @@ def refusals() -> tuple[type[Exception], ...]:
 
 def failure_sentence(step: str, provider: str, invoice_id: str, err: BaseException) -> str:
     """Our sentences as they are; anything else (a driver's or library's error) after one of ours, cut short."""
-    if isinstance(err, (AirflowFailException, *refusals())):
+    if isinstance(err, (AirflowFailException, InvoiceTaskError, *refusals())):
         return str(err)
+    if isinstance(err, AirflowTaskTimeout):
+        return f"The {step} of {provider} invoice {invoice_id} ran longer than its execution_timeout and was stopped."
     return f"The {step} of {provider} invoice {invoice_id} failed unexpectedly: {error_detail(err)}"
 
 
@@ -129,10 +132,19 @@ class InvoiceOperator(BaseOperator):
         self.invoice_db_conn_id = invoice_db_conn_id
 
     def execute(self, context: Context) -> Any:
+        return self.failing_as_ours(self.execute_invoice, context)
+
+    def failing_as_ours(self, step, context: Context, *args: Any) -> Any:
+        """``step(context, *args)``, where our refusals fail the task at once (no retry) with their sentence.
+
+        :meth:`execute` runs :meth:`execute_invoice` so; a task resumed after a deferral runs its method so too.
+        """
         try:
-            return self.execute_invoice(context)
+            return step(context, *args)
         except OutcomeRecorded:
             _log_recorded_outcomes_without_traceback()
+            raise
+        except TaskDeferred:  # before refusals(), whose imports (GX) a deferral need not pay
             raise
         except refusals() as err:
             raise AirflowFailException(str(err)) from None

@@ -87,3 +87,21 @@ def test_docs_tab_speaks_to_users(dagbag, dag_id, says):
     doc = dagbag.dags[dag_id].doc_md
     assert all(text in doc for text in says), doc
     assert "task_group" not in doc and "Imported by DAG files" not in doc
+
+
+def test_every_task_of_every_dag_has_the_execution_timeout(dagbag):
+    from include.dag_builder import EXECUTION_TIMEOUT
+
+    tasks = [(dag.dag_id, task.task_id, task.execution_timeout) for dag in dagbag.dags.values() for task in dag.tasks]
+    assert len({dag_id for dag_id, _, _ in tasks}) == len(CONTRACT_DAGS)
+    assert [t for t in tasks if t[2] != EXECUTION_TIMEOUT] == []
+
+
+def test_provider_calls_are_capped_in_every_dag_that_fetches(dagbag):
+    """The fetches of a DAG in flight at once (deferred ones count in Airflow 3.3), whichever invoices it maps."""
+    from include.dag_builder import PROVIDER_CALLS
+
+    fetching = {dag_id for dag_id, dag in dagbag.dags.items() if "fetch" in dag.task_dict}
+    assert fetching == set(CONTRACT_DAGS) - {"provider_invoice_daily_notification", "provider_invoice_deactivate"}
+    for dag_id in fetching:
+        assert dagbag.dags[dag_id].get_task("fetch").max_active_tis_per_dag == PROVIDER_CALLS, dag_id

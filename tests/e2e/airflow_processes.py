@@ -1,4 +1,4 @@
-"""Start and stop a real Airflow 3 deployment (api-server, scheduler, dag-processor) as subprocesses.
+"""Start and stop a real Airflow 3 deployment (api-server, scheduler, dag-processor, triggerer) as subprocesses.
 
 Used by the end-to-end tests: a fresh ``AIRFLOW_HOME``, ``airflow db migrate``, LocalExecutor,
 SimpleAuthManager with a known user, everything on 127.0.0.1. The metadata database is a throw-away
@@ -55,6 +55,8 @@ COMPONENTS = {
     "dag-processor": ["dag-processor"],
     # --skip-serve-logs: no log server on 0.0.0.0:8793; the API server reads the task logs from local files.
     "scheduler": ["scheduler", "--skip-serve-logs"],
+    # Waits on the Graph exports while the fetch is deferred (plugins/triggers/partner_center.py).
+    "triggerer": ["triggerer", "--skip-serve-logs"],
 }
 
 
@@ -286,7 +288,7 @@ class AirflowDeployment:
                 raise ComponentFailed(f"{name} exited with {process.returncode}\n{self.log_tails()}")
 
     def wait_healthy(self, deadline: float) -> None:
-        """Until ``/api/v2/monitor/health`` reports the database, the scheduler and the dag-processor healthy."""
+        """Until ``/api/v2/monitor/health`` reports the database, scheduler, dag-processor and triggerer healthy."""
         health: object = None
         while time.monotonic() < deadline:
             self.check_alive()
@@ -295,7 +297,7 @@ class AirflowDeployment:
                 health = response.json() if response.ok else response.text
                 if response.ok and all(
                     (health.get(part) or {}).get("status") == "healthy"
-                    for part in ("metadatabase", "scheduler", "dag_processor")
+                    for part in ("metadatabase", "scheduler", "dag_processor", "triggerer")
                 ):
                     return
             except (requests.ConnectionError, requests.Timeout, ValueError) as err:

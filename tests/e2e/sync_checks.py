@@ -2,7 +2,8 @@
 
 The demo data fixes each invoice's outcome (:data:`MICROSOFT_DEMO`): the run is red because two
 invoices do not add up; every other invoice is loaded line for line and active; a large export is
-parsed and staged by the fetch's worker processes, in whatever process ran the task.
+waited for on the triggerer (the fetch deferred), then parsed and staged by the fetch's worker processes,
+in whatever process ran the task.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def check_sync_run(api: AirflowApi, invoice_db, sync_run: dict, *, active_before
             ti = fetch[invoice_id]  # a large export: parsed and staged by worker processes of the task
             log = api.task_log(SYNC, run_id, "fetch", ti["try_number"], ti["map_index"])
             assert f"worker processes parse and stage invoice {invoice_id}" in log, log[-3000:]
+            # The export was waited for by the triggerer, and the task resumed in a worker to stage it.
+            assert f"Waiting on the triggerer for the reconciliation, usage export(s) of {invoice_id}" in log
             assert [line["line_no"] for line in loaded] == list(range(1, expected.line_count + 1))
             workers_checked = True
     assert workers_checked, "no demo invoice went through the staging workers"

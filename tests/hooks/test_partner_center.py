@@ -209,6 +209,24 @@ def test_a_failed_export_fails(serve, data_dir):
         list(PartnerCenterHook().iter_export_batches("G404"))
 
 
+def test_a_started_export_is_waited_for_not_started_again(serve, data_dir):
+    """The operations a fetch recorded (``export_operations``) are what the downloads use: one POST per export."""
+    server = serve(data_dir)
+    hook = PartnerCenterHook()
+    assert hook.exports(hook.get_invoice(V2_ID)) == ["reconciliation", "usage"]
+    assert hook.exports(hook.get_invoice(V1_ID)) == []  # before v2_export_from: nothing to wait for
+    hook.export_operations = {"reconciliation": hook.start_export(V2_ID, "reconciliation")}
+    assert sum(batch.count for batch in hook.iter_export_batches(V2_ID)) == 25
+    assert len([r for r in server.requests if r["method"] == "POST" and "/export" in r["path"]]) == 1
+
+
+def test_an_expired_export_operation_fails_with_one_sentence(serve, data_dir):
+    server = serve(data_dir)
+    server.add_fault("status", r"/operations/", status=404)
+    with pytest.raises(InvalidProviderData, match=r"^Microsoft no longer knows the reconciliation export operation"):
+        list(PartnerCenterHook().iter_export_batches(V2_ID))
+
+
 def test_unknown_invoice_raises_invoice_not_found(serve, data_dir):
     serve(data_dir)
     with pytest.raises(InvoiceNotFound) as caught:

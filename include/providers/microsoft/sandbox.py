@@ -281,7 +281,7 @@ def get_operation(request: Request) -> Response:
         return error(404, "NotFound", f"Operation {operation_id} does not exist.")
     operation["polls"] += 1
     payload = {"id": operation_id, "createdDateTime": _now(), "lastActionDateTime": _now()}
-    if operation["polls"] == 1:
+    if operation["polls"] <= request.server.export_polls:
         retry = {"Retry-After": str(request.server.export_retry_after)}
         return Response(200, {**payload, "status": "running"}, headers=retry)
     if _invoice(request, operation["invoice"]) is None:
