@@ -27,10 +27,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-DATA_VERSION = 2
+DATA_VERSION = 3
 """Bump whenever the generated data changes, so cached copies are regenerated."""
 SEED = 20260301
 BLOB_LINES = 50_000
+SUBSCRIPTIONS = 10_000
+"""Subscriptions the lines are spread over: a reseller's subscriptions, each with many lines a month, not
+one per line (the usage checksum holds one row per subscription, :mod:`include.checksum.usage`)."""
 """Lines per export blob; real reconciliation blobs are tens of megabytes, so are these."""
 PERIOD_START = "2026-02-01"
 PERIOD_END = "2026-02-28"
@@ -123,7 +126,7 @@ def _line(rng: random.Random, invoice_id: str) -> tuple[str, int, str | None]:
         "domain": domain,
         "invoice": invoice_id,
         "order": rng.getrandbits(48),
-        "sub": rng.getrandbits(48),
+        "sub": rng.randrange(SUBSCRIPTIONS),
         "ctype": "new",
         "publisher": "Microsoft Corporation",
         "sdesc": "",

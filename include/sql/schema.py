@@ -148,9 +148,15 @@ provider_invoice_line = Table(
     *(Column(col, type_, nullable=nullable) for col, type_, nullable in _line_columns),
     Column("customer_invoice_ref", String(64)),
     PrimaryKeyConstraint("provider", "invoice_id", "line_no", name="pk_provider_invoice_line"),
+    postgresql_partition_by="LIST (provider)",
 )
 """Keyed by what names a line for good: a reload replaces an invoice's rows, so a surrogate id would
-change with every reload, and a second index would slow every bulk load for nothing."""
+change with every reload, and a second index would slow every bulk load for nothing. On PostgreSQL
+partitioned by provider, then by invoice (:mod:`include.sql.partitions`): a load attaches its checked
+stage as the invoice's partition instead of copying it."""
+
+LINE_PARTITION_PREFIX = "provider_invoice_line__"
+"""The partitions of ``provider_invoice_line`` (PostgreSQL): made by loads, not part of the schema."""
 
 invoice_sync_attempt = Table(
     "invoice_sync_attempt",
@@ -306,7 +312,8 @@ LINE_TEXT_LIMITS = {name: type_.length for name, type_, _ in _line_columns if ge
 
 
 def line_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
-    """The table holding one fetch's lines until the load (or a failed checksum) drops it.
+    """The table holding one fetch's lines until a failed checksum drops it or the load takes it (on
+    PostgreSQL it becomes the invoice's partition: :mod:`include.sql.partitions`).
 
     One table per stage: every reader takes all of it, nothing has to filter other fetches' rows, and
     getting rid of a million staged lines is a ``DROP`` instead of a ``DELETE``. Only the line columns:
@@ -324,6 +331,11 @@ def line_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
 
 
 STAGE_AMOUNTS_PREFIX = "invoice_line_amounts_"
+
+
+def made_at_run_time(table_name: str) -> bool:
+    """Stage tables and line partitions come and go with fetches and loads; the migrations leave them alone."""
+    return table_name.startswith((STAGE_TABLE_PREFIX, USAGE_STAGE_TABLE_PREFIX, LINE_PARTITION_PREFIX))
 
 
 def amounts_view_of(stage_table_name: str) -> str:

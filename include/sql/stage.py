@@ -1,8 +1,9 @@
 """A stage: the UNLOGGED table one fetch stages an invoice's lines in, and every bulk read and write of it.
 
 The fetch fills a stage (PostgreSQL ``COPY``, SQLite ``executemany``), the checksum reads its totals and
-has GX query its exact micros where they are, and the load or a failed checksum drops it
-(:mod:`include.sql.store` does both inside its own transactions). Nothing here knows about an
+has GX query its exact micros where they are, and a failed checksum drops it; the load makes it the
+invoice's partition of the line table on PostgreSQL (:mod:`include.sql.partitions`) and copies and drops
+it on SQLite (:mod:`include.sql.store` does both inside its own transactions). Nothing here knows about an
 invoice's lifecycle.
 """
 
@@ -56,9 +57,14 @@ def open_stages(engine: Engine) -> list[str]:
     return sorted(name for name in inspect(engine).get_table_names() if name.startswith(prefixes))
 
 
-def drop_stage_table(conn: Connection, name: str) -> None:
-    """Drop the stage table ``name`` and the checksum's view of it (left only if its task was killed)."""
+def drop_stage_view(conn: Connection, name: str) -> None:
+    """Drop the checksum's view of the stage table ``name`` (left only if its task was killed)."""
     conn.exec_driver_sql(f"DROP VIEW IF EXISTS {amounts_view_of(name)}")
+
+
+def drop_stage_table(conn: Connection, name: str) -> None:
+    """Drop the stage table ``name`` and the checksum's view of it."""
+    drop_stage_view(conn, name)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
 

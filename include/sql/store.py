@@ -2,8 +2,9 @@
 deactivation, notes and the sweep of abandoned stages, one method per business step.
 
 Each write that must be all-or-nothing runs in a single transaction (under the invoice's lock where
-two runs could meet); the load moves lines from a stage (:mod:`include.sql.stage`, the bulk staging
-I/O) into ``provider_invoice_line`` with one ``INSERT ... SELECT`` so no line passes through Python twice.
+two runs could meet); the load turns a stage (:mod:`include.sql.stage`, the bulk staging I/O) into the
+invoice's partition of ``provider_invoice_line`` on PostgreSQL (:mod:`include.sql.partitions`) and copies
+it with one ``INSERT ... SELECT`` on SQLite, so no line passes through Python twice.
 
 Over 350 lines on purpose: every state change of an invoice (and the checks and locks that guard it) is
 here, so the transitions can be read together.
@@ -20,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import String, and_, delete, func, insert, literal, select, true, update
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,6 +33,7 @@ from include.model import (
     parse_money,
 )
 from include.providers import conn_id_of
+from include.sql import partitions
 from include.sql.engine import IMMEDIATE
 from include.sql.schema import (
     LINE_COLUMNS,
@@ -40,7 +44,7 @@ from include.sql.schema import (
     provider_invoice_note,
     stage_id_for,
 )
-from include.sql.stage import LineStage, drop_stage_table, open_stages
+from include.sql.stage import LineStage, drop_stage_table, drop_stage_view, open_stages
 
 MESSAGE_LIMIT = 2000
 """Characters of a failure message kept on the attempt and the invoice: enough for our sentence and the
@@ -467,32 +471,16 @@ class InvoiceStore:
     def _load(self, key: AttemptKey, header: InvoiceHeader, stage_id: str, totals: dict) -> int:
         from include.sql.usage import load_usage
 
-        line, stage = provider_invoice_line, self.stage(stage_id).table
-        same_invoice = _of_invoice(line, key.provider, key.invoice_id)
         with self.invoice_transaction(key.provider, key.invoice_id) as conn:
             if self._current_status(conn, key.provider, key.invoice_id) == "active":
                 raise InvoiceStateError(
                     f"Invoice {key.invoice_id} of {key.provider} is active; deactivate it before it is loaded again."
                 )
-            invoiced = conn.execute(
-                select(func.count()).where(same_invoice, line.c.customer_invoice_ref.is_not(None))
-            ).scalar()
-            if invoiced:
-                raise InvoiceStateError(
-                    f"Invoice {key.invoice_id} of {key.provider} has {invoiced} line(s) already invoiced to customers."
-                )
-            conn.execute(delete(line).where(same_invoice))
-            # Every line of the invoice was deleted just above, in this transaction, and the stage holds
-            # this invoice's lines only: the rows inserted are exactly the invoice's lines now (a count
-            # query would re-read a million index entries to say the same).
-            staged = select(
-                literal(key.provider, String).label("provider"),
-                literal(key.invoice_id, String).label("invoice_id"),
-                *(stage.c[c] for c in LINE_COLUMNS),
-            )
-            loaded = conn.execute(insert(line).from_select(("provider", "invoice_id", *LINE_COLUMNS), staged)).rowcount
-            if loaded is None or loaded < 0:  # a driver that does not report it: count instead
-                loaded = conn.execute(select(func.count()).where(same_invoice)).scalar()
+            load_usage(conn, key.provider, key.invoice_id, stage_id)
+            if conn.dialect.name == "postgresql":
+                loaded = self._attach_lines(conn, key, stage_id)
+            else:
+                loaded = self._copy_lines(conn, key, stage_id)
             self._write_invoice(
                 conn,
                 key,
@@ -503,9 +491,42 @@ class InvoiceStore:
                 line_count=loaded,
                 **totals,
             )
-            load_usage(conn, key.provider, key.invoice_id, stage_id)
             self._finish_attempt(conn, key, "loaded", final=False, **_attempt_totals(totals))
             self.stage(stage_id).drop(conn)
+        return loaded
+
+    def _attach_lines(self, conn: Connection, key: AttemptKey, stage_id: str) -> int:
+        """PostgreSQL: the stage becomes the invoice's partition of the line table (no second copy).
+
+        The stage is shaped first (a rewrite and a sort, on the stage alone); only then is the provider's
+        partition locked, for the check and a few catalogue changes (:mod:`include.sql.partitions`).
+        """
+        stage = self.stage(stage_id)
+        drop_stage_view(conn, stage.table.name)  # a killed checksum's view would hold the column types
+        loaded = partitions.shape_stage(conn, stage.table, key.provider, key.invoice_id)
+        current = partitions.lock_invoice_partition(conn, key.provider, key.invoice_id)
+        if current is not None:
+            _refuse_invoiced_lines(conn, key, sql_table(current, sql_column("customer_invoice_ref")))
+        partitions.attach_stage(conn, stage.table, key.provider, key.invoice_id)
+        return loaded
+
+    def _copy_lines(self, conn: Connection, key: AttemptKey, stage_id: str) -> int:
+        """SQLite: the invoice's lines are replaced by a copy of the stage, in the load's transaction."""
+        line, stage = provider_invoice_line, self.stage(stage_id).table
+        same_invoice = _of_invoice(line, key.provider, key.invoice_id)
+        _refuse_invoiced_lines(conn, key, line, same_invoice)
+        conn.execute(delete(line).where(same_invoice))
+        # Every line of the invoice was deleted just above, in this transaction, and the stage holds
+        # this invoice's lines only: the rows inserted are exactly the invoice's lines now (a count
+        # query would re-read a million index entries to say the same).
+        staged = select(
+            literal(key.provider, String).label("provider"),
+            literal(key.invoice_id, String).label("invoice_id"),
+            *(stage.c[c] for c in LINE_COLUMNS),
+        )
+        loaded = conn.execute(insert(line).from_select(("provider", "invoice_id", *LINE_COLUMNS), staged)).rowcount
+        if loaded is None or loaded < 0:  # a driver that does not report it: count instead
+            loaded = conn.execute(select(func.count()).where(same_invoice)).scalar()
         return loaded
 
     def activate(self, key: AttemptKey) -> None:
@@ -631,6 +652,18 @@ def account_conflict(provider: str, invoice_id: str, holder: str, other: str) ->
         f"Invoice {invoice_id} of {provider} belongs to account {holder}, and account {other} lists it too; it is "
         f"left with {holder}: check that the connections {holder} and {other} are not the same provider account."
     )
+
+
+def _refuse_invoiced_lines(conn: Connection, key: AttemptKey, lines, *where) -> None:
+    """A load never replaces lines already invoiced to customers (the invoice's rows of ``lines``: its
+    partition, or the line table ``where`` it is this invoice)."""
+    invoiced = conn.execute(
+        select(func.count()).select_from(lines).where(lines.c.customer_invoice_ref.is_not(None), *where)
+    ).scalar()
+    if invoiced:
+        raise InvoiceStateError(
+            f"Invoice {key.invoice_id} of {key.provider} has {invoiced} line(s) already invoiced to customers."
+        )
 
 
 def _of_attempt(key: AttemptKey):

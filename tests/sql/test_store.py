@@ -206,3 +206,138 @@ def test_sibling_invoices_are_those_of_the_same_account(invoice_db):
 
     assert [row["invoice_id"] for row in invoice_db.sibling_invoices(header, "partner_center_emea")] == ["G2"]
     assert sorted(row["invoice_id"] for row in invoice_db.sibling_invoices(header)) == ["G2", "G3"]
+
+
+def _line_tables(store) -> dict[str, dict]:
+    """PostgreSQL: every table of the line table's tree, ``name -> {parent, bound, logged, columns, key}``."""
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT c.relname, p.relname, pg_get_expr(c.relpartbound, c.oid), c.relpersistence = 'p', "
+            "(SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull "
+            "  ORDER BY a.attname) FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
+            "  AND NOT a.attisdropped), "
+            "(SELECT pg_get_indexdef(i.indexrelid) ~ '\\(provider, invoice_id, line_no\\)' "
+            "  FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+            "FROM pg_partition_tree('provider_invoice_line') t JOIN pg_class c ON c.oid = t.relid "
+            "LEFT JOIN pg_class p ON p.oid = t.parentrelid"
+        ).all()
+    return {
+        name: {"parent": parent, "bound": bound, "logged": logged, "columns": columns, "key": key}
+        for name, parent, bound, logged, columns, key in rows
+    }
+
+
+def _invoice_partitions(store) -> dict[str, dict]:
+    """The partitions holding lines (PostgreSQL), or {} on SQLite, which keeps one table."""
+    if store.engine.dialect.name != "postgresql":
+        return {}
+    tables = _line_tables(store)
+    return {name: t for name, t in tables.items() if t["parent"] and t["parent"] != "provider_invoice_line"}
+
+
+def test_a_reload_replaces_the_invoice_partition_with_its_stage(invoice_db):
+    """PostgreSQL: the checked stage becomes the invoice's partition, shaped exactly like the line table."""
+    from include.sql.partitions import invoice_partition_name
+
+    _load(invoice_db, "run-1")
+    new_amounts = [Decimal("9.99"), Decimal("-0.000001")]
+    _load(invoice_db, "run-2", amounts=new_amounts)
+
+    assert [line["amount"] for line in invoice_db.lines(PROVIDER, INVOICE)] == new_amounts
+    assert invoice_db.get_invoice(PROVIDER, INVOICE)["line_count"] == 2
+    assert open_stages(invoice_db.engine) == []
+    if invoice_db.engine.dialect.name == "postgresql":
+        tables = _line_tables(invoice_db)
+        partition = invoice_partition_name(PROVIDER, INVOICE)
+        assert list(_invoice_partitions(invoice_db)) == [partition]  # the previous one is gone
+        assert tables[partition]["bound"] == f"FOR VALUES IN ('{INVOICE}')"
+        assert tables[partition]["logged"] and tables[partition]["key"]
+        assert tables[partition]["columns"] == tables["provider_invoice_line"]["columns"]
+        with invoice_db.engine.connect() as conn:
+            checks = conn.exec_driver_sql(
+                f"SELECT count(*) FROM pg_constraint WHERE conrelid = '{partition}'::regclass AND contype = 'c'"
+            ).scalar()
+        assert checks == 0  # the stage's CHECK served the attach and went
+
+
+def test_a_failed_checksum_leaves_the_loaded_lines_and_their_partition(invoice_db):
+    _load(invoice_db, "run-1")
+    before, partitions_before = invoice_db.lines(PROVIDER, INVOICE), _invoice_partitions(invoice_db)
+    key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-2")
+    invoice_db.start_attempt(key, triggered_by="test")
+    invoice_db.stage("run-2").fill(_lines([Decimal("5")]))
+
+    invoice_db.record_checksum_error(
+        key, _header(), "run-2", totals=_totals(), line_count=1, message="Checksum failed.", diagnostics={}
+    )
+
+    assert invoice_db.lines(PROVIDER, INVOICE) == before
+    assert _invoice_partitions(invoice_db) == partitions_before
+    assert open_stages(invoice_db.engine) == []
+
+
+def test_lines_invoiced_to_customers_are_never_replaced(invoice_db):
+    from sqlalchemy import update
+
+    from include.sql.schema import provider_invoice_line as line
+
+    _load(invoice_db, "run-1")
+    with invoice_db.engine.begin() as conn:
+        conn.execute(
+            update(line).where(line.c.invoice_id == INVOICE, line.c.line_no == 2).values(customer_invoice_ref="C-1")
+        )
+    before = invoice_db.lines(PROVIDER, INVOICE)
+
+    with pytest.raises(InvoiceStateError, match=r"has 1 line\(s\) already invoiced to customers"):
+        _load(invoice_db, "run-2", amounts=[Decimal("1")])
+
+    assert invoice_db.lines(PROVIDER, INVOICE) == before
+    assert before[1]["customer_invoice_ref"] == "C-1"
+    assert open_stages(invoice_db.engine) == []  # the refused load dropped its stage
+
+
+def test_concurrent_loads_of_one_provider_both_land(invoice_db, monkeypatch):
+    """Two invoices of one provider loaded at once: both shape their stage, then queue for the provider's
+    partition (on PostgreSQL held at that point by a barrier, where reading first would deadlock)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from include.sql import partitions
+
+    both_shaped = threading.Barrier(2, timeout=60)
+    shape = partitions.shape_stage
+
+    def shape_then_wait(*args):
+        count = shape(*args)
+        both_shaped.wait()
+        return count
+
+    monkeypatch.setattr(partitions, "shape_stage", shape_then_wait)
+    invoices = {"G000000042": [Decimal("1.5")] * 3, "G000000043": [Decimal("-2")] * 4}
+    for invoice_id in invoices:  # a previous load of each, so both also drop a partition
+        key = AttemptKey(PROVIDER, invoice_id, "provider_invoice_sync_microsoft", "run-0")
+        invoice_db.stage(f"{invoice_id}-0").fill(_lines([Decimal(1)]))
+        header = InvoiceHeader(provider=PROVIDER, invoice_id=invoice_id, currency_code="EUR", header_total=Decimal(1))
+        with monkeypatch.context() as unbarred:
+            unbarred.setattr(partitions, "shape_stage", shape)
+            invoice_db.load_from_stage(key, header, f"{invoice_id}-0", totals=_totals(Decimal(1)))
+
+    for invoice_id, amounts in invoices.items():
+        invoice_db.stage(invoice_id).fill(_lines(amounts))
+
+    def load(invoice_id: str) -> int:
+        amounts = invoices[invoice_id]
+        key = AttemptKey(PROVIDER, invoice_id, "provider_invoice_sync_microsoft", "run-1")
+        header = InvoiceHeader(provider=PROVIDER, invoice_id=invoice_id, currency_code="EUR", header_total=sum(amounts))
+        return invoice_db.load_from_stage(key, header, invoice_id, totals=_totals(sum(amounts)))
+
+    if invoice_db.engine.dialect.name != "postgresql":  # SQLite's single writer takes them in turn
+        both_shaped = threading.Barrier(1)
+    with ThreadPoolExecutor(2) as pool:
+        loaded = list(pool.map(load, invoices))
+
+    assert loaded == [3, 4]
+    for invoice_id, amounts in invoices.items():
+        assert [line["amount"] for line in invoice_db.lines(PROVIDER, invoice_id)] == amounts
+    assert len(_invoice_partitions(invoice_db)) == (2 if invoice_db.engine.dialect.name == "postgresql" else 0)
+    assert open_stages(invoice_db.engine) == []

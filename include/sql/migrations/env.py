@@ -2,19 +2,19 @@
 
 Batch mode (``render_as_batch``) so a revision's ``op.batch_alter_table`` rebuilds the table on
 SQLite, which cannot drop a column or change a primary key in place, and alters it in place on
-PostgreSQL. The per-fetch stage tables (``invoice_line_stage_*``) come and go at run time and are
-not part of the schema.
+PostgreSQL. The per-fetch stage tables (``invoice_line_stage_*``) and the line table's partitions
+(``provider_invoice_line__*``) come and go at run time and are not part of the schema.
 """
 
 from __future__ import annotations
 
 from alembic import context
 
-from include.sql.schema import STAGE_TABLE_PREFIX, metadata
+from include.sql.schema import made_at_run_time, metadata
 
 
 def _in_schema(name, type_, _parent_names) -> bool:
-    return not (type_ == "table" and name.startswith(STAGE_TABLE_PREFIX))
+    return not (type_ == "table" and made_at_run_time(name))
 
 
 def run_migrations_online() -> None:

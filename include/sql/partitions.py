@@ -1,0 +1,121 @@
+"""``provider_invoice_line`` on PostgreSQL: one partition per provider, and in it one per invoice.
+
+The load turns a checked stage into the invoice's partition instead of copying its rows: inside the
+load's transaction the stage gets exactly the line table's columns, types and key (one rewrite, which
+also makes it logged: an UNLOGGED table cannot join a logged parent, and its rows must reach the WAL
+once to be durable), and a CHECK naming the invoice, which lets ``ATTACH PARTITION`` skip its scan.
+Then, holding the provider partition's exclusive lock for a few catalogue changes only, the previous
+partition is dropped and the stage attached in its place. SQLite has no partitions: it keeps the
+transactional copy (:meth:`include.sql.store.InvoiceStore.load_from_stage`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import String, Table, func, literal, select
+from sqlalchemy.engine import Connection
+
+from include.sql.schema import LINE_PARTITION_PREFIX, provider_invoice_line
+
+STAGED_INVOICE_CHECK = "staged_invoice"
+"""The stage's CHECK (provider and invoice id): it implies the partition bound, so attaching scans nothing."""
+
+
+def _hashed(*parts: str) -> str:
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+def provider_partition_name(provider: str) -> str:
+    """The partition of ``provider_invoice_line`` holding one provider's invoices (partitioned by invoice)."""
+    return f"{LINE_PARTITION_PREFIX}p_{_hashed(provider)}"
+
+
+def invoice_partition_name(provider: str, invoice_id: str) -> str:
+    """The partition holding one invoice's lines."""
+    return f"{LINE_PARTITION_PREFIX}i_{_hashed(provider, invoice_id)}"
+
+
+def _quoted(conn: Connection, value: str) -> str:
+    """``value`` as an SQL string literal (partition bounds and defaults take no parameters)."""
+    return str(literal(value, String).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+
+
+def _exists(conn: Connection, name: str) -> bool:
+    return conn.execute(select(func.to_regclass(name))).scalar() is not None
+
+
+def provider_partition(conn: Connection, provider: str) -> str:
+    """The provider's partition, created the first time one of its invoices is loaded (or migrated)."""
+    name = provider_partition_name(provider)
+    if not _exists(conn, name):
+        conn.exec_driver_sql("LOCK TABLE ONLY provider_invoice_line IN ACCESS EXCLUSIVE MODE")
+        if not _exists(conn, name):  # another load of this provider's first invoices may have made it meanwhile
+            conn.exec_driver_sql(
+                f"CREATE TABLE {name} PARTITION OF provider_invoice_line "
+                f"FOR VALUES IN ({_quoted(conn, provider)}) PARTITION BY LIST (invoice_id)"
+            )
+    return name
+
+
+def create_invoice_partition(conn: Connection, provider: str, invoice_id: str) -> None:
+    """An empty partition for one invoice (the migration fills them; loads attach stages instead)."""
+    parent = provider_partition(conn, provider)
+    conn.exec_driver_sql(
+        f"CREATE TABLE {invoice_partition_name(provider, invoice_id)} PARTITION OF {parent} "
+        f"FOR VALUES IN ({_quoted(conn, invoice_id)})"
+    )
+
+
+def shape_stage(conn: Connection, stage: Table, provider: str, invoice_id: str) -> int:
+    """Give the stage the line table's columns, types and key, logged, and return its row count.
+
+    One ``ALTER TABLE`` (one rewrite: new columns with the invoice as their value, the bounded texts,
+    ``SET LOGGED``, the CHECK verified on the way) and the key's index built by sorting. Touches the
+    stage only: no lock on the line table yet.
+    """
+    staged = {column.name: column.type.compile(dialect=conn.dialect) for column in stage.columns}
+    values = {"provider": provider, "invoice_id": invoice_id}
+    changes = []
+    for column in provider_invoice_line.columns:
+        type_sql = column.type.compile(dialect=conn.dialect)
+        if column.name not in staged:
+            default = f" NOT NULL DEFAULT {_quoted(conn, values[column.name])}" if column.name in values else ""
+            changes.append(f"ADD COLUMN {column.name} {type_sql}{default}")
+        elif staged[column.name] != type_sql:
+            changes.append(f"ALTER COLUMN {column.name} TYPE {type_sql}")
+    check = " AND ".join(f"{name} = {_quoted(conn, value)}" for name, value in values.items())
+    key = ", ".join(column.name for column in provider_invoice_line.primary_key.columns)
+    changes += [
+        f"ADD CONSTRAINT {STAGED_INVOICE_CHECK} CHECK ({check})",
+        f"ADD CONSTRAINT {stage.name}_pkey PRIMARY KEY ({key})",
+        "SET LOGGED",
+    ]
+    conn.exec_driver_sql(f"ALTER TABLE {stage.name} {', '.join(changes)}")
+    conn.exec_driver_sql(f"ALTER TABLE {stage.name} {', '.join(f'ALTER COLUMN {n} DROP DEFAULT' for n in values)}")
+    return conn.execute(select(func.count()).select_from(stage)).scalar()
+
+
+def lock_invoice_partition(conn: Connection, provider: str, invoice_id: str) -> str | None:
+    """Take the provider partition's exclusive lock; the invoice's current partition, or None.
+
+    Taken before the invoice's lines are read, so that two loads of one provider queue here instead of
+    each holding a share lock the other's ``DROP`` waits for (a deadlock), and so that no line is linked
+    to a customer invoice between the check and the swap.
+    """
+    conn.exec_driver_sql(f"LOCK TABLE ONLY {provider_partition(conn, provider)} IN ACCESS EXCLUSIVE MODE")
+    name = invoice_partition_name(provider, invoice_id)
+    return name if _exists(conn, name) else None
+
+
+def attach_stage(conn: Connection, stage: Table, provider: str, invoice_id: str) -> None:
+    """Under :func:`lock_invoice_partition`: the shaped stage replaces the invoice's partition."""
+    name = invoice_partition_name(provider, invoice_id)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    conn.exec_driver_sql(f"ALTER TABLE {stage.name} RENAME TO {name}")
+    conn.exec_driver_sql(f"ALTER INDEX {stage.name}_pkey RENAME TO {name}_pkey")
+    conn.exec_driver_sql(
+        f"ALTER TABLE {provider_partition_name(provider)} ATTACH PARTITION {name} "
+        f"FOR VALUES IN ({_quoted(conn, invoice_id)})"
+    )
+    conn.exec_driver_sql(f"ALTER TABLE {name} DROP CONSTRAINT {STAGED_INVOICE_CHECK}")
