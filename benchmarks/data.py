@@ -20,9 +20,11 @@ Layout of one cached invoice (``<cache>/<lines>/``)::
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 import random
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -235,6 +237,34 @@ def generate(lines: int, cache_dir: str | Path, *, blob_lines: int = BLOB_LINES)
         return _load(root)
     tmp.rename(root)
     return _load(root)
+
+
+_TOP_LEVEL_KEY = re.compile(r'(^\{|,)"([a-z])', re.MULTILINE)
+"""The first letter of a line's top-level keys (the nested ``attributes`` object has one key, after ``:{``)."""
+
+
+def usage_blobs(bench: BenchInvoice, blob_lines: int = BLOB_LINES) -> tuple[str, ...]:
+    """The invoice's daily-rated usage as the Graph export's gzip blobs (PascalCase keys), cut once and cached.
+
+    The sandbox would cut them per export request, parsing and dumping every line exactly: at 10M invoice
+    lines (2M daily-rated ones) that outlasts the client's timeout. Cut here from the text, once, they keep
+    the provider's cost out of the numbers as the reconciliation blobs do.
+    """
+    folder = bench.root / "usage-blobs"
+    if not folder.is_dir():
+        tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        source = bench.root / "microsoft" / bench.invoice_id / "one_time_usage_line_items.jsonl"
+        with source.open(encoding="utf-8") as lines:
+            chunks = iter(lambda: list(itertools.islice(lines, blob_lines)), [])
+            for number, chunk in enumerate(chunks, start=1):
+                text = _TOP_LEVEL_KEY.sub(lambda m: f'{m[1]}"{m[2].upper()}', "".join(chunk))
+                blob = gzip.compress(text.encode(), compresslevel=6, mtime=0)
+                (tmp / f"part_{number:06d}.json.gz").write_bytes(blob)
+        if folder.exists():  # a concurrent run cut them too
+            return usage_blobs(bench, blob_lines)
+        tmp.rename(folder)
+    return tuple(sorted(path.name for path in folder.glob("*.json.gz")))
 
 
 def _load(root: Path) -> BenchInvoice:

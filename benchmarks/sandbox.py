@@ -2,8 +2,9 @@
 
 The real :class:`include.sandbox.SandboxServer` answers every request (token, invoice, export,
 operation, manifest, blob) exactly as for the demo data; only the step that cuts an invoice's JSONL
-into gzip blobs is replaced by the cached blobs of :mod:`benchmarks.data`, read from disk when a
-blob is requested. That keeps the provider's cost (which is not ours to optimise) out of the numbers.
+into gzip blobs (reconciliation lines and daily-rated usage) is replaced by the cached blobs of
+:mod:`benchmarks.data`, read from disk when a blob is requested. That keeps the provider's cost (which
+is not ours to optimise) out of the numbers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
-from benchmarks.data import BenchInvoice
+from benchmarks.data import BenchInvoice, usage_blobs
 
 _INVOICES: dict[str, BenchInvoice] = {}
 
@@ -46,8 +47,9 @@ def _install() -> None:
 
     def build_manifest(request, invoice_id: str, export: str = "reconciliation") -> str:
         bench = _INVOICES.get(invoice_id.split("-", 1)[-1])
-        if bench is None or export != "reconciliation":
+        if bench is None:
             return original(request, invoice_id, export)
+        folder, blobs = (bench.root / "blobs", bench.blobs) if export == "reconciliation" else _usage(bench)
         manifest_id = str(uuid.uuid4())
         signature = secrets.token_hex(16)
         request.server.state(sandbox_microsoft.__name__).setdefault("manifests", {})[manifest_id] = {
@@ -55,20 +57,25 @@ def _install() -> None:
             "schemaVersion": "2",
             "dataFormat": "compressedJSONLines",
             "createdDateTime": sandbox_microsoft._now(),
-            "eTag": hashlib.sha256(repr(bench.blobs).encode()).hexdigest()[:16],
+            "eTag": hashlib.sha256(repr(blobs).encode()).hexdigest()[:16],
             "partnerTenantId": sandbox_microsoft.TENANT_ID,
             "rootDirectory": f"{request.server.url}/blobs/billing/{manifest_id}",
             "sasToken": f"sv=2023-11-03&sr=c&sp=rl&sig={signature}",
             "partitionType": "default",
-            "blobCount": len(bench.blobs),
-            "blobs": [{"name": name, "partitionValue": str(n)} for n, name in enumerate(bench.blobs, start=1)],
-            "_content": _BlobFiles(bench.root / "blobs", bench.blobs),
+            "blobCount": len(blobs),
+            "blobs": [{"name": name, "partitionValue": str(n)} for n, name in enumerate(blobs, start=1)],
+            "_content": _BlobFiles(folder, blobs),
             "_signature": signature,
         }
         return manifest_id
 
     build_manifest._bench = True
     sandbox_microsoft._build_manifest = build_manifest
+
+
+def _usage(bench: BenchInvoice) -> tuple[Path, tuple[str, ...]]:
+    """The daily-rated usage export's blobs, cut once from the invoice's JSON lines (:func:`usage_blobs`)."""
+    return bench.root / "usage-blobs", usage_blobs(bench)
 
 
 def bench_sandbox(*invoices: BenchInvoice):
