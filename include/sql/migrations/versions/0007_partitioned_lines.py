@@ -6,8 +6,8 @@ table created ``LIKE`` it (the columns the database has), one partition made per
 rows moved in one ``INSERT ... SELECT`` and the old table dropped, all in the migration's transaction.
 SQLite has no partitions: nothing changes there.
 
-Revision ID: 0006_partitioned_lines
-Revises: 0005_provider_accounts
+Revision ID: 0007_partitioned_lines
+Revises: 0006_export_operations
 Create Date: 2026-12-01
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from include.sql.partitions import create_invoice_partition
 
-revision = "0006_partitioned_lines"
-down_revision = "0005_provider_accounts"
+revision = "0007_partitioned_lines"
+down_revision = "0006_export_operations"
 branch_labels = None
 depends_on = None
 
