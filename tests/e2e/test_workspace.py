@@ -364,7 +364,10 @@ def test_browser_finds_understands_and_syncs_the_failing_invoice(workspace_airfl
             page.goto(f"{airflow.url}{WS}/#/invoice/microsoft/{PARTIAL_USAGE}")
             expect(page.locator(".facts")).to_contain_text(str(MICROSOFT_DEMO[PARTIAL_USAGE].line_count))
             # a usage-only error: the headline names the usage difference, not the header's zero difference
-            expect(page.locator("#verdict")).to_contain_text("Azure usage difference (reconciliation − daily-rated)")
+            usage_difference = MICROSOFT_DEMO[PARTIAL_USAGE].usage_difference
+            expect(page.locator("#verdict")).to_contain_text(
+                f"Azure usage difference (reconciliation − daily-rated) {usage_difference} EUR"
+            )
             expect(page.locator("#verdict")).to_contain_text("most likely usage_mismatch")
             with page.expect_download() as download:
                 page.locator("#usage-mismatches-link").click()

@@ -317,7 +317,7 @@ async function showInvoice(provider, invoiceId) {
   const verdict = inv.status === "checksum_error" && top
     ? h("div", { class: "panel alert", id: "verdict" },
         h("strong", {}, `${r.usage_mismatch_run
-          ? `Azure usage difference (reconciliation − daily-rated) ${r.difference} ${cur}`
+          ? `Azure usage difference (reconciliation − daily-rated) ${top.amount} ${cur}`
           : `Difference ${inv.difference} ${cur}`}: most likely ${top.cause} (${top.match} match).`),
         h("p", {}, top.evidence), h("p", {}, h("strong", {}, "Next step: "), r.next_step))
     : inv.status_message ? h("div", { class: "panel" }, inv.status_message) : null;
