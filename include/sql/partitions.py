@@ -1,9 +1,10 @@
 """``provider_invoice_line`` on PostgreSQL: one partition per provider, and in it one per invoice.
 
-The load turns a checked stage into the invoice's partition instead of copying its rows: inside the
-load's transaction the stage gets exactly the line table's columns, types and key (one rewrite, which
-also makes it logged: an UNLOGGED table cannot join a logged parent, and its rows must reach the WAL
-once to be durable), and a CHECK naming the invoice, which lets ``ATTACH PARTITION`` skip its scan.
+The load turns a checked stage into the invoice's partition instead of copying its rows: the stage is
+made logged and with the line table's column types (:func:`include.sql.schema.line_stage_table`), so
+inside the load's transaction it only gets the provider and invoice columns (constant defaults: no
+rewrite), the key (its index built by sorting) and a CHECK naming the invoice, which lets
+``ATTACH PARTITION`` skip its scan.
 Then, holding the provider partition's exclusive lock for a few catalogue changes only, the previous
 partition is dropped and the stage attached in its place. SQLite has no partitions: it keeps the
 transactional copy (:meth:`include.sql.store.InvoiceStore.load_from_stage`).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import String, Table, func, literal, select
+from sqlalchemy import String, Table, func, inspect, literal, select, text
 from sqlalchemy.engine import Connection
 
 from include.sql.schema import LINE_PARTITION_PREFIX, provider_invoice_line
@@ -68,13 +69,18 @@ def create_invoice_partition(conn: Connection, provider: str, invoice_id: str) -
 
 
 def shape_stage(conn: Connection, stage: Table, provider: str, invoice_id: str) -> int:
-    """Give the stage the line table's columns, types and key, logged, and return its row count.
+    """Give the stage the line table's columns and key, and return its row count.
 
-    One ``ALTER TABLE`` (one rewrite: new columns with the invoice as their value, the bounded texts,
-    ``SET LOGGED``, the CHECK verified on the way) and the key's index built by sorting. Touches the
-    stage only: no lock on the line table yet.
+    One ``ALTER TABLE``: the provider and invoice columns with the invoice as their value (a constant
+    default, which PostgreSQL keeps in the catalogue instead of rewriting the rows), the CHECK (one
+    scan) and the key's index (one sort). A stage staged by an earlier release (unbounded texts,
+    ``UNLOGGED``) gets the types and ``SET LOGGED`` too, in one rewrite. Touches the stage only: no
+    lock on the line table yet.
     """
-    staged = {column.name: column.type.compile(dialect=conn.dialect) for column in stage.columns}
+    # as the stage is in the database (a release before this one staged unbounded texts), not as declared now
+    staged = {
+        column["name"]: column["type"].compile(dialect=conn.dialect) for column in inspect(conn).get_columns(stage.name)
+    }
     values = {"provider": provider, "invoice_id": invoice_id}
     changes = []
     for column in provider_invoice_line.columns:
@@ -89,8 +95,10 @@ def shape_stage(conn: Connection, stage: Table, provider: str, invoice_id: str) 
     changes += [
         f"ADD CONSTRAINT {STAGED_INVOICE_CHECK} CHECK ({check})",
         f"ADD CONSTRAINT {stage.name}_pkey PRIMARY KEY ({key})",
-        "SET LOGGED",
     ]
+    unlogged = text("SELECT relpersistence = 'u' FROM pg_class WHERE oid = to_regclass(:name)")
+    if conn.execute(unlogged, {"name": stage.name}).scalar():
+        changes.append("SET LOGGED")
     conn.exec_driver_sql(f"ALTER TABLE {stage.name} {', '.join(changes)}")
     conn.exec_driver_sql(f"ALTER TABLE {stage.name} {', '.join(f'ALTER COLUMN {n} DROP DEFAULT' for n in values)}")
     return conn.execute(select(func.count()).select_from(stage)).scalar()

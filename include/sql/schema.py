@@ -308,26 +308,22 @@ def stage_id_for(dag_id: str, run_id: str, provider: str, invoice_id: str) -> st
 
 
 LINE_TEXT_LIMITS = {name: type_.length for name, type_, _ in _line_columns if getattr(type_, "length", None)}
-"""The bounded text columns of a line; the stage holds them unbounded and the fetch checks them in SQL."""
+"""The bounded text columns of a line; whoever writes a stage refuses a longer text first (:mod:`include.sql.stage`)."""
 
 
-def line_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
+def line_stage_table(stage_id: str) -> Table:
     """The table holding one fetch's lines until a failed checksum drops it or the load takes it (on
     PostgreSQL it becomes the invoice's partition: :mod:`include.sql.partitions`).
 
     One table per stage: every reader takes all of it, nothing has to filter other fetches' rows, and
-    getting rid of a million staged lines is a ``DROP`` instead of a ``DELETE``. Only the line columns:
-    provider and invoice id are the stage's. A bare heap (no key, no index), and ``unlogged`` (for
-    PostgreSQL) skips the WAL: staged rows are transient, and after a crash PostgreSQL empties the
-    table, which only means fetching again. Its text columns are unbounded, so that a too long value
-    is refused by the fetch's own check (the same sentence on both databases), not by a driver error.
+    getting rid of a million staged lines is a ``DROP`` instead of a ``DELETE``. Only the line columns,
+    with the line table's own types: provider and invoice id are the stage's. A bare heap (no key, no
+    index) and logged: a partition of the logged line table must be, and its rows reach the WAL once,
+    in the fetch's ``COPY``, instead of in a rewrite at the load. A stage left by a crash is an orphan
+    the next sync drops (:meth:`include.sql.store.InvoiceStore.orphan_stages`).
     """
     name = STAGE_TABLE_PREFIX + hashlib.sha256(stage_id.encode()).hexdigest()[:32]
-    columns = (
-        Column(col, Text if col in LINE_TEXT_LIMITS else type_, nullable=nullable)
-        for col, type_, nullable in _line_columns
-    )
-    return Table(name, MetaData(), *columns, prefixes=["UNLOGGED"] if unlogged else [])
+    return Table(name, MetaData(), *(Column(col, type_, nullable=nullable) for col, type_, nullable in _line_columns))
 
 
 STAGE_AMOUNTS_PREFIX = "invoice_line_amounts_"

@@ -1,10 +1,12 @@
-"""A stage: the UNLOGGED table one fetch stages an invoice's lines in, and every bulk read and write of it.
+"""A stage: the table one fetch stages an invoice's lines in, and every bulk read and write of it.
 
 The fetch fills a stage (PostgreSQL ``COPY``, SQLite ``executemany``), the checksum reads its totals and
 has GX query its exact micros where they are, and a failed checksum drops it; the load makes it the
 invoice's partition of the line table on PostgreSQL (:mod:`include.sql.partitions`) and copies and drops
 it on SQLite (:mod:`include.sql.store` does both inside its own transactions). Nothing here knows about an
-invoice's lifecycle.
+invoice's lifecycle. The stage has the line table's column types, so every write refuses a text longer
+than its column first, with one sentence on both databases (PostgreSQL would raise a driver error, SQLite
+would store it).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class LineStage:
     def __init__(self, engine: Engine, stage_id: str):
         self.engine = engine
         self.stage_id = stage_id
-        self.table: Table = line_stage_table(stage_id, unlogged=engine.dialect.name == "postgresql")
+        self.table: Table = line_stage_table(stage_id)
 
     def fill(self, lines: Iterable[InvoiceLine]) -> int:
         """Stage ``lines`` (streamed, one transaction) in a new stage, replacing a retried fetch's one;
@@ -136,6 +138,7 @@ class LineStage:
             raise ValueError("Arrow tables are staged on PostgreSQL only; SQLite takes lines.")
         if tuple(table.column_names) != LINE_COLUMNS:
             raise ValueError(f"the table's columns must be {LINE_COLUMNS}")
+        _check_table_texts(table)
         buffer = io.BytesIO()
         pyarrow.csv.write_csv(table, buffer, pyarrow.csv.WriteOptions(include_header=False))
         columns = ", ".join(LINE_COLUMNS)
@@ -161,26 +164,6 @@ class LineStage:
         with self.engine.begin() as own:
             drop_stage_table(own, self.table.name)
             drop_usage_stage(own, self.stage_id)
-
-    def check_text(self, invoice_id: str) -> None:
-        """Refuse, with one sentence, a staged line whose text is longer than its column holds.
-
-        One pass over the stage in SQL (``length`` counts characters on both databases); the stage's
-        text columns are unbounded, so both databases reach this check with the same data.
-        """
-        t = self.table
-        longest = [func.max(func.length(t.c[column])) for column in LINE_TEXT_LIMITS]
-        with self.engine.connect() as conn:
-            lengths = conn.execute(select(*longest)).one()
-            for (column, limit), length in zip(LINE_TEXT_LIMITS.items(), lengths, strict=True):
-                if length is not None and length > limit:
-                    line_no = conn.execute(
-                        select(func.min(t.c.line_no)).where(func.length(t.c[column]) > limit)
-                    ).scalar()
-                    raise InvalidProviderData(
-                        f"Line {line_no} of invoice {invoice_id} has a {column} of {length} characters; "
-                        f"the database holds at most {limit}."
-                    )
 
     def summary(self) -> StagedSummary:
         """Counts and exact micros sums per category and per currency, and the last usage charge end.
@@ -263,6 +246,34 @@ if InvoiceLine._fields[:_STORED] != LINE_COLUMNS:
 _AMOUNT = LINE_COLUMNS.index("amount")
 _MONEY = (_AMOUNT, LINE_COLUMNS.index("pre_tax_amount"))
 _DATES = tuple(i for i, col in enumerate(LINE_COLUMNS) if col in ("charge_start_date", "charge_end_date"))
+_TEXTS = tuple((LINE_COLUMNS.index(col), col, limit) for col, limit in LINE_TEXT_LIMITS.items())
+_LINE_NO = LINE_COLUMNS.index("line_no")
+
+
+def _too_long(line_no: int, column: str, length: int, limit: int) -> InvalidProviderData:
+    return InvalidProviderData(
+        f"Line {line_no} has a {column} of {length} characters; the database holds at most {limit}."
+    )
+
+
+def _check_texts(values: tuple) -> None:
+    """Refuse a line whose text is longer than its column holds."""
+    for index, column, limit in _TEXTS:
+        text = values[index]
+        if text is not None and len(text) > limit:
+            raise _too_long(values[_LINE_NO], column, len(text), limit)
+
+
+def _check_table_texts(table) -> None:
+    """:func:`_check_texts` for every row of an Arrow table at once (characters, as ``len`` and the database count)."""
+    import pyarrow.compute as pc
+
+    for column, limit in LINE_TEXT_LIMITS.items():
+        lengths = pc.utf8_length(table[column])
+        longest = pc.max(lengths).as_py()
+        if longest is not None and longest > limit:
+            row = pc.index(pc.greater(lengths, limit), True).as_py()
+            raise _too_long(table["line_no"][row].as_py(), column, lengths[row].as_py(), limit)
 
 
 def _line_values(line: InvoiceLine) -> tuple:
@@ -277,6 +288,7 @@ def _line_values(line: InvoiceLine) -> tuple:
             values[index] = amount = parse_money(amount)  # what Money does with a non-Decimal: exact or refused
             values = tuple(values)
         to_micros(amount)  # refuses more than MONEY_SCALE places, where NUMERIC(24, 6) would silently round
+    _check_texts(values)
     return values
 
 
@@ -290,4 +302,5 @@ def _sqlite_line_values(line: InvoiceLine) -> tuple:
     for index in _DATES:
         if values[index] is not None:
             values[index] = values[index].isoformat()
+    _check_texts(values)
     return tuple(values)

@@ -133,7 +133,7 @@ def compare_staged_usage(engine: Engine, stage_id: str) -> list[SubscriptionUsag
 
     A subscription found on one side only appears with zero on the other. Sorted by subscription id.
     """
-    lines = line_stage_table(stage_id, unlogged=engine.dialect.name == "postgresql")
+    lines = line_stage_table(stage_id)
     usage = _usage_stage(engine, stage_id)
     with engine.connect() as conn:
         compared = lines.c.category == "usage"

@@ -173,7 +173,6 @@ class FetchInvoiceOperator(InvoiceOperator):
             processes=settings.stage_processes,
             parallel_from_lines=settings.stage_parallel_from_lines,
         )
-        store.stage(stage_id).check_text(self.invoice_id)
         usage_count = None
         if spec.usage_normaliser_path:
             usage_count = stage_usage(store, job, hook, raw, spec.usage_normaliser_path)

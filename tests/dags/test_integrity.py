@@ -116,7 +116,8 @@ def test_no_hostile_id_from_the_trigger_form_starts_a_run(active_victim, invoice
         ),
         (
             LONG_NAME,
-            f"Line 1 of invoice {LONG_NAME} has a customer_name of 300 characters; the database holds at most 255.",
+            f"Microsoft Partner Center sent unusable data for invoice {LONG_NAME}: Line 1 has a customer_name of 300 "
+            "characters; the database holds at most 255.",
         ),
         (NAN_TOTAL, f"/v1/invoices/{NAN_TOTAL} returned NaN where a number belongs; JSON numbers must be finite."),
     ],

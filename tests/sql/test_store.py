@@ -341,3 +341,28 @@ def test_concurrent_loads_of_one_provider_both_land(invoice_db, monkeypatch):
         assert [line["amount"] for line in invoice_db.lines(PROVIDER, invoice_id)] == amounts
     assert len(_invoice_partitions(invoice_db)) == (2 if invoice_db.engine.dialect.name == "postgresql" else 0)
     assert open_stages(invoice_db.engine) == []
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_a_stage_an_earlier_release_left_unlogged_and_unbounded_still_loads(invoice_db):
+    """A fetch staged before an upgrade (UNLOGGED, text columns unbounded) is shaped, made logged and attached."""
+    from include.sql.partitions import invoice_partition_name
+    from include.sql.schema import LINE_TEXT_LIMITS, line_stage_table
+
+    key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "before-upgrade")
+    invoice_db.start_attempt(key, triggered_by="test")
+    stage = invoice_db.stage("before-upgrade")
+    stage.fill(_lines())
+    name = line_stage_table("before-upgrade").name
+    with invoice_db.engine.begin() as conn:
+        conn.exec_driver_sql(f"ALTER TABLE {name} SET UNLOGGED")
+        for column in LINE_TEXT_LIMITS:
+            conn.exec_driver_sql(f"ALTER TABLE {name} ALTER COLUMN {column} TYPE TEXT")
+
+    invoice_db.load_from_stage(key, _header(), "before-upgrade", totals=_totals())
+
+    assert [line["amount"] for line in invoice_db.lines(PROVIDER, INVOICE)] == AMOUNTS
+    tables = _line_tables(invoice_db)
+    partition = tables[invoice_partition_name(PROVIDER, INVOICE)]
+    assert partition["logged"] and partition["key"]
+    assert partition["columns"] == tables["provider_invoice_line"]["columns"]
