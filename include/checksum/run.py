@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from include.checksum.data_docs import data_docs_url
 from include.checksum.diagnostics import DiagnosisInput, SiblingInvoice, diagnose, render_report, report_json
-from include.checksum.validation import StagedLines, validate_lines
 from include.model import from_micros, to_micros
 
 if TYPE_CHECKING:
@@ -59,9 +58,11 @@ def run_checksum(
     amounts = stage.amounts_view(
         header_tax_micros=to_micros(header_tax) if header_tax else 0, currency_code=header.currency_code
     )
-    # The database computes the totals while GX sets up and queries.
+    # The database computes the totals while GX is imported (seconds of CPU), set up and queries.
     with amounts as view, ThreadPoolExecutor(1) as pool:
         summary_read = pool.submit(stage.summary)
+        from include.checksum.validation import StagedLines, validate_lines
+
         outcome = validate_lines(
             spec.suite_file,
             StagedLines(url=store.engine.url.render_as_string(hide_password=False), table=view),
