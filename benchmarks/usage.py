@@ -10,10 +10,11 @@ For each database (a throw-away one, as the pipeline bench makes) it
    used on 30 days, and the reconciliation's pre-tax usage lines, one per subscription and meter, each the
    FLOOR to the cent of its daily rows as Microsoft rounds;
 2. runs each step in a fresh process, timed, with its peak RSS (``VmHWM``), the project's own code:
-   ``stage``: the blobs read as the hook reads them (:func:`include.exact_json.gzip_line_batches`, exact
-   parse), normalised and staged in one process as the fetch does (``include.staging.stage_usage``: COPY on
-   PostgreSQL); ``check``: :func:`include.checksum.usage.check_usage` (the per-subscription sums in SQL and
-   the GX usage suite); ``load``: :func:`include.sql.usage.load_usage`, the load's part for the usage;
+   ``stage``: the blobs read as the hook reads them (:func:`include.exact_json.gzip_line_batches`), staged in
+   one process as the fetch of a small invoice does (``include.staging.stage_usage``: on PostgreSQL batch by
+   batch, Arrow and ``COPY``; on SQLite parsed exactly and inserted line by line); ``check``:
+   :func:`include.checksum.usage.check_usage` (the per-subscription sums in SQL and the GX usage suite);
+   ``load``: :func:`include.sql.usage.load_usage`, the load's part for the usage;
 3. checks that every line was staged and loaded and that the daily-rated total GX saw is the generator's
    exact sum. The reconciliation lines are staged before the timed steps (the line bench measures that).
 """
@@ -126,19 +127,22 @@ def _header(meta: dict):
 
 
 class _BlobHook:
-    """``iter_usage_items`` of :class:`plugins.hooks.partner_center.PartnerCenterHook` on the cached blobs."""
+    """``iter_usage_batches`` and ``iter_usage_items`` of :class:`plugins.hooks.partner_center.PartnerCenterHook`
+    on the cached blobs."""
 
     def __init__(self, folder: Path, blobs: list[str]):
         self.folder, self.blobs = folder, blobs
 
-    def iter_usage_items(self, invoice: dict):
+    def iter_usage_batches(self, invoice: dict):
         from include.exact_json import gzip_line_batches
 
         for name in self.blobs:
             with open(self.folder / name, "rb") as raw:
-                batches = gzip_line_batches(raw, source="one_time/usage_line_items", origin=name, batch_lines=50_000)
-                for batch in batches:
-                    yield from (line for _, line in batch.items())
+                # the hook's BATCH_LINES
+                yield from gzip_line_batches(raw, source="one_time/usage_line_items", origin=name, batch_lines=10_000)
+
+    def iter_usage_items(self, invoice: dict):
+        return (line for batch in self.iter_usage_batches(invoice) for _, line in batch.items())
 
 
 def run_step(step: str, db_url: str, cache_dir: Path, lines: int) -> dict:
@@ -164,10 +168,12 @@ def run_step(step: str, db_url: str, cache_dir: Path, lines: int) -> dict:
                 for n, (sub, product, amount) in enumerate(meta["recon"], start=1)
             )  # fmt: skip
             store.stage(stage_id).fill(recon)
-            job = StageJob(db_url, stage_id, header, "include.providers.microsoft.normaliser")
+            job = StageJob(
+                db_url, stage_id, header, "include.providers.microsoft.normaliser", "include.providers.microsoft.usage"
+            )
             hook = _BlobHook(_cache(cache_dir, lines), meta["blobs"])
             cpu, started = cpu_seconds(), time.perf_counter()
-            result = stage_usage(store, job, hook, {}, "include.providers.microsoft.usage")
+            result = stage_usage(store, job, hook, {})
         elif step == "check":
             from include.checksum.usage import check_usage
             from include.settings import ProviderSettings

@@ -1,4 +1,4 @@
-"""Stage one invoice's lines: normalise them and bulk-load them into the stage table.
+"""Stage one invoice's lines, and its daily-rated usage beside them: normalise and bulk-load them.
 
 When a provider hands over its lines as JSON-lines text (:meth:`iter_line_batches` of the hook) and
 the invoice database is PostgreSQL, the lines are staged batch by batch: a normaliser with
@@ -7,8 +7,10 @@ the invoice database is PostgreSQL, the lines are staged batch by batch: a norma
 goes through ``normalize_lines`` line by line. A large invoice (``parallel_from_lines``) is staged by
 worker processes (:func:`default_processes` of them) while this process only downloads, unzips and
 counts; a smaller one batch after batch here. The line numbers stay those of the sequential path: a
-batch's first line number is the count of the non-blank lines before it, known without parsing. If
-any batch fails, the stage is dropped before the error is raised.
+batch's first line number is the count of the non-blank lines before it, known without parsing. The
+daily-rated usage export's batches follow the line batches the same way (``normalize_usage_batch``,
+numbered from 1 of their own), into the same workers when the lines went there. If any batch fails,
+the stage (lines and usage) is dropped before the error is raised.
 
 Everything else (SQLite, which takes one writer at a time; page-by-page APIs) is staged here line by
 line in one streamed transaction.
@@ -32,7 +34,7 @@ import sys
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from include.exact_json import LineBatch
 from include.model import InvoiceHeader
@@ -75,6 +77,20 @@ class StageJob:
     stage_id: str
     header: InvoiceHeader
     normaliser_path: str
+    usage_normaliser_path: str | None = None
+    """The provider's daily-rated usage normaliser (``ProviderSpec.usage_normaliser_path``): the usage is
+    staged beside the lines. None: the provider has none."""
+
+
+class Staged(NamedTuple):
+    """What one fetch staged: its lines, and its daily-rated usage lines (None: the invoice has none)."""
+
+    lines: int
+    usage_lines: int | None
+
+
+LINES, USAGE = "lines", "usage"
+"""What a batch holds: the invoice's lines, or its daily-rated usage (numbered from 1 of its own)."""
 
 
 def stage_invoice(
@@ -85,8 +101,9 @@ def stage_invoice(
     *,
     processes: int | None = None,
     parallel_from_lines: int = PARALLEL_FROM_LINES,
-) -> int:
-    """Stage every line of ``raw_invoice`` under ``job.stage_id`` (replacing what it held); returns the count."""
+) -> Staged:
+    """Stage every line of ``raw_invoice`` under ``job.stage_id`` (replacing what it held), then its daily-rated
+    usage when the provider has some (:func:`stage_usage`); on any failure nothing stays staged."""
     header = job.header
     processes = processes or default_processes()
     batches = hook.iter_line_batches(raw_invoice)
@@ -96,29 +113,55 @@ def stage_invoice(
         if processes > 1:
             first, batches = _first_lines(batches, parallel_from_lines)
             if sum(batch.count for batch in first) >= parallel_from_lines:
-                return _stage_in_processes(store, job, itertools.chain(first, batches), processes)
+                batches = itertools.chain(first, batches)
+                return _stage_in_processes(store, job, hook, raw_invoice, batches, processes)
             batches = iter(first)
-        return _stage_batches_here(store, job, batches)
+        return _stage_batches_here(store, job, hook, raw_invoice, batches)
     else:
         items = (item for batch in batches for item in batch.items())
     lines = importlib.import_module(job.normaliser_path).normalize_lines(header, items)
-    return store.stage(job.stage_id).fill(lines)
+    stage = store.stage(job.stage_id)
+    count = stage.fill(lines)
+    try:
+        return Staged(count, stage_usage(store, job, hook, raw_invoice))
+    except BaseException:
+        stage.drop()
+        raise
 
 
-def stage_usage(
-    store: InvoiceStore, job: StageJob, hook: Any, raw_invoice: dict, usage_normaliser_path: str
-) -> int | None:
-    """Stage the invoice's billed daily-rated usage beside its lines; ``None`` when it has no such usage.
+def stage_usage(store: InvoiceStore, job: StageJob, hook: Any, raw_invoice: dict) -> int | None:
+    """Stage the invoice's billed daily-rated usage in this process; ``None`` when it has no such usage.
 
-    Done in this process: daily-rated usage is a fraction of a large invoice's lines, and its sums decide
-    only the usage checksum. On a failure the fetch drops what it staged, lines included.
+    Export batches on PostgreSQL go batch by batch (Arrow when it can, numbered from 1 in export order, as
+    the lines' batches); anything else line by line in one streamed transaction. A large invoice's usage
+    goes to the workers with its lines instead (:func:`stage_invoice`). On a failure the caller drops the
+    stage, lines included.
     """
+    return _stage_usage_here(store, job, hook, raw_invoice, _usage_batches(store, job, hook, raw_invoice))
+
+
+def _usage_batches(store: InvoiceStore, job: StageJob, hook: Any, raw_invoice: dict) -> Iterator[LineBatch] | None:
+    """The daily-rated usage as JSON-lines batches to stage one by one (PostgreSQL), or ``None``."""
+    if job.usage_normaliser_path is None or store.engine.dialect.name != "postgresql":
+        return None
+    return hook.iter_usage_batches(raw_invoice)
+
+
+def _stage_usage_here(
+    store: InvoiceStore, job: StageJob, hook: Any, raw_invoice: dict, batches: Iterator[LineBatch] | None
+) -> int | None:
+    from include.sql.usage import create_usage_stage
     from include.sql.usage import stage_usage as stage_usage_lines
 
-    items = hook.iter_usage_items(raw_invoice)
-    if items is None:
+    if batches is not None:
+        create_usage_stage(store.engine, job.stage_id)
+        staged = 0
+        for batch in batches:
+            staged += _stage_batch(store, job, USAGE, staged + 1, batch)
+        return staged
+    if job.usage_normaliser_path is None or (items := hook.iter_usage_items(raw_invoice)) is None:
         return None
-    lines = importlib.import_module(usage_normaliser_path).normalize_usage_lines(job.header, items)
+    lines = importlib.import_module(job.usage_normaliser_path).normalize_usage_lines(job.header, items)
     return stage_usage_lines(store.engine, job.stage_id, lines)
 
 
@@ -133,33 +176,54 @@ def _first_lines(batches: Iterator[LineBatch], lines: int) -> tuple[list[LineBat
     return first, batches
 
 
-def _stage_batches_here(store: InvoiceStore, job: StageJob, batches: Iterable[LineBatch]) -> int:
+def _stage_batches_here(
+    store: InvoiceStore, job: StageJob, hook: Any, raw_invoice: dict, batches: Iterable[LineBatch]
+) -> Staged:
     """What the workers do, batch after batch in this process (one transaction each; a failure drops the stage)."""
     stage = store.stage(job.stage_id)
     stage.create()
     staged = 0
     try:
         for batch in batches:
-            staged += _stage_batch(store, job, staged + 1, batch)
+            staged += _stage_batch(store, job, LINES, staged + 1, batch)
+        return Staged(staged, stage_usage(store, job, hook, raw_invoice))
     except BaseException:
         stage.drop()
         raise
-    return staged
 
 
-def _stage_in_processes(store: InvoiceStore, job: StageJob, batches: Iterable[LineBatch], processes: int) -> int:
-    """Hand the batches to ``processes`` workers, each with its first line number; wait for all of them."""
-    store.stage(job.stage_id).create()
+def _stage_in_processes(
+    store: InvoiceStore, job: StageJob, hook: Any, raw_invoice: dict, batches: Iterable[LineBatch], processes: int
+) -> Staged:
+    """Hand the line batches, then the usage export's, to ``processes`` workers, each with its first line
+    number; wait for all of them. Usage that does not come as batches is staged here after them."""
+    from include.sql.usage import create_usage_stage
+
+    stage = store.stage(job.stage_id)
+    stage.create()
     log.info("%d worker processes parse and stage invoice %s", processes, job.header.invoice_id)
     workers = _Workers(processes)
     try:
-        staged = workers.stage(job, batches)
+        usage_batches = _usage_batches(store, job, hook, raw_invoice)
+        if usage_batches is not None:
+            create_usage_stage(store.engine, job.stage_id)
+        tasks = itertools.chain(_numbered(LINES, batches), _numbered(USAGE, usage_batches or ()))
+        staged = workers.stage(job, tasks)
+        usage = staged[USAGE] if usage_batches is not None else _stage_usage_here(store, job, hook, raw_invoice, None)
     except BaseException:
         workers.stop()  # no worker may write after the stage is dropped
-        store.stage(job.stage_id).drop()
+        stage.drop()
         raise
     workers.stop()
-    return staged
+    return Staged(staged[LINES], usage)
+
+
+def _numbered(kind: str, batches: Iterable[LineBatch]) -> Iterator[tuple[str, int, LineBatch]]:
+    """``(kind, first line number, batch)``: a batch's first line number is the count of the lines before it."""
+    next_line_no = 1
+    for batch in batches:
+        yield kind, next_line_no, batch
+        next_line_no += batch.count
 
 
 class _Workers:
@@ -176,18 +240,17 @@ class _Workers:
         ]
         self.tasks: queue.Queue = queue.Queue(maxsize=processes)
         self.failures: list[BaseException] = []
-        self.staged = 0
+        self.staged = {LINES: 0, USAGE: 0}
         self.lock = threading.Lock()
 
-    def stage(self, job: StageJob, batches: Iterable[LineBatch]) -> int:
+    def stage(self, job: StageJob, tasks: Iterable[tuple[str, int, LineBatch]]) -> dict[str, int]:
+        """Stage every ``(kind, first line number, batch)``; the lines staged of each kind."""
         threads = [threading.Thread(target=self._feed, args=(process,), daemon=True) for process in self.processes]
         for thread in threads:
             thread.start()
         try:
-            next_line_no = 1
-            for batch in batches:
-                self._put((job, next_line_no, batch))
-                next_line_no += batch.count
+            for kind, first_line_no, batch in tasks:
+                self._put((job, kind, first_line_no, batch))
         finally:
             for _ in threads:
                 self._put(None)
@@ -211,7 +274,7 @@ class _Workers:
         while (task := self.tasks.get()) is not None:
             if self.failures:
                 continue  # drain: the producer stops at its next batch
-            _, _, batch = task
+            _, kind, _, batch = task
             try:
                 pickle.dump(task, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
                 process.stdin.flush()
@@ -225,7 +288,7 @@ class _Workers:
                 ok, value = False, RuntimeError(f"{batch.origin}: staged {value} lines of a batch of {batch.count}.")
             with self.lock:
                 if ok:
-                    self.staged += value
+                    self.staged[kind] += value
                 else:
                     self.failures.append(value)
 
@@ -249,16 +312,19 @@ def _exit_code(process: subprocess.Popen) -> int | None:
         return None
 
 
-def stage_batch(job: StageJob, first_line_no: int, batch: LineBatch) -> int:
-    """In a worker: parse, normalise and append one batch to the stage, in one transaction.
+def stage_batch(job: StageJob, kind: str, first_line_no: int, batch: LineBatch) -> int:
+    """In a worker: parse, normalise and append one batch of ``kind`` to the stage, in one transaction.
 
-    A normaliser with ``normalize_batch`` maps the whole batch at once when it can (an Arrow table);
-    otherwise, or when it returns ``None``, the lines go through ``normalize_lines`` one by one.
+    A normaliser with ``normalize_batch`` (``normalize_usage_batch``) maps the whole batch at once when it
+    can (an Arrow table); otherwise, or when it returns ``None``, the lines go through ``normalize_lines``
+    (``normalize_usage_lines``) one by one.
     """
-    return _stage_batch(_store(job.db_url), job, first_line_no, batch)
+    return _stage_batch(_store(job.db_url), job, kind, first_line_no, batch)
 
 
-def _stage_batch(store: InvoiceStore, job: StageJob, first_line_no: int, batch: LineBatch) -> int:
+def _stage_batch(store: InvoiceStore, job: StageJob, kind: str, first_line_no: int, batch: LineBatch) -> int:
+    if kind == USAGE:
+        return _stage_usage_batch(store, job, first_line_no, batch)
     normaliser = importlib.import_module(job.normaliser_path)
     stage = store.stage(job.stage_id)
     whole_batch = getattr(normaliser, "normalize_batch", None)
@@ -266,6 +332,18 @@ def _stage_batch(store: InvoiceStore, job: StageJob, first_line_no: int, batch: 
     if table is not None:
         return stage.append_table(table)
     return stage.append(normaliser.normalize_lines(job.header, batch.items(), first_line_no))
+
+
+def _stage_usage_batch(store: InvoiceStore, job: StageJob, first_line_no: int, batch: LineBatch) -> int:
+    from include.sql.usage import append_usage, append_usage_table
+
+    normaliser = importlib.import_module(job.usage_normaliser_path)
+    whole_batch = getattr(normaliser, "normalize_usage_batch", None)
+    table = whole_batch(job.header, batch, first_line_no) if whole_batch else None
+    if table is not None:
+        return append_usage_table(store.engine, job.stage_id, table)
+    lines = normaliser.normalize_usage_lines(job.header, (line for _, line in batch.items()), first_line_no)
+    return append_usage(store.engine, job.stage_id, lines)
 
 
 @functools.cache
@@ -276,14 +354,14 @@ def _store(db_url: str) -> InvoiceStore:
 
 
 def _serve(tasks: BinaryIO, results: BinaryIO) -> None:
-    """The worker loop: one pickled ``(job, first_line_no, batch)`` in, one ``(ok, count or error)`` out."""
+    """The worker loop: one pickled ``(job, kind, first_line_no, batch)`` in, one ``(ok, count or error)`` out."""
     while True:
         try:
-            job, first_line_no, batch = pickle.load(tasks)
+            job, kind, first_line_no, batch = pickle.load(tasks)
         except EOFError:
             return
         try:
-            reply = (True, stage_batch(job, first_line_no, batch))
+            reply = (True, stage_batch(job, kind, first_line_no, batch))
         except Exception as exc:
             reply = (False, _portable(exc))
         pickle.dump(reply, results, protocol=pickle.HIGHEST_PROTOCOL)

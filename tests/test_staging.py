@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import random
 from datetime import date
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
 
 import include.staging
-from include.exact_json import LineBatch
+from include.exact_json import LineBatch, loads_exact
 from include.model import InvalidProviderData, InvoiceHeader
-from include.providers.microsoft.demo import one_time_line
+from include.providers.microsoft.demo import daily_rated_for, one_time_line
 from include.sandbox.server import dumps
-from include.sql.schema import LINE_COLUMNS, line_stage_table
+from include.sql.schema import LINE_COLUMNS, line_stage_table, usage_stage_table
 from include.sql.stage import open_stages
-from include.staging import StageJob, stage_invoice
+from include.staging import Staged, StageJob, stage_invoice
 
 INVOICE = "G000000077"
 KINDS = ("licence", "usage", "reserved_instance", "credit", "marketplace", "remove")
@@ -27,10 +28,31 @@ def _texts(count: int) -> list[str]:
     return [dumps(one_time_line(rng, INVOICE, date(2026, 3, 1), KINDS[i % len(KINDS)])) for i in range(count)]
 
 
-class _ExportHook:
-    """A hook whose lines arrive as JSON-lines batches of ``size`` texts (blank lines included)."""
+def _usage_texts(recon_lines: int) -> list[str]:
+    """Billed daily-rated usage as the Graph export spells it (PascalCase), three days per usage line."""
+    rng = random.Random(12)
+    recon = [one_time_line(rng, INVOICE, date(2026, 3, 1), "usage") for _ in range(recon_lines)]
+    usage = daily_rated_for(rng, recon, date(2026, 3, 1), days=3)
+    return [dumps({key[:1].upper() + key[1:]: value for key, value in line.items()}) for line in usage]
 
-    def __init__(self, texts: list[str], size: int):
+
+def _batches(name: str, texts: list[str], size: int) -> list[LineBatch]:
+    return [
+        LineBatch.of(
+            f"one_time/{name}_line_items",
+            f"{name.capitalize()} blob {n}",
+            0,
+            "".join(f"{text}\n" for text in texts[start : start + size]).encode(),
+        )
+        for n, start in enumerate(range(0, len(texts), size), start=1)
+    ]
+
+
+class _ExportHook:
+    """A hook whose lines (and daily-rated usage, when given) arrive as JSON-lines batches of ``size`` texts
+    (blank lines included)."""
+
+    def __init__(self, texts: list[str], size: int, usage: list[str] | None = None):
         self.batches = [
             LineBatch.of(
                 "one_time/billing_line_items",
@@ -40,6 +62,7 @@ class _ExportHook:
             )
             for n, start in enumerate(range(0, len(texts), size), start=1)
         ]
+        self.usage = None if usage is None else _batches("usage", usage, size)
 
     def iter_line_batches(self, invoice: dict):
         return iter(self.batches)
@@ -47,17 +70,32 @@ class _ExportHook:
     def iter_line_items(self, invoice: dict):
         raise AssertionError("an export's lines are read from its batches")
 
+    def iter_usage_batches(self, invoice: dict):
+        return None if self.usage is None else iter(self.usage)
 
-def _stage(store, hook, stage_id: str, processes: int, parallel_from_lines: int = 50, normaliser: str = "") -> int:
+    def iter_usage_items(self, invoice: dict):
+        return None if self.usage is None else (line for batch in self.usage for _, line in batch.items())
+
+
+def _stage_invoice(
+    store, hook, stage_id: str, processes: int, parallel_from_lines: int = 50, normaliser: str = ""
+) -> Staged:
     job = StageJob(
         db_url=store.engine.url.render_as_string(hide_password=False),
         stage_id=stage_id,
         header=HEADER,
         normaliser_path=normaliser or "include.providers.microsoft.normaliser",
+        usage_normaliser_path=None if getattr(hook, "usage", None) is None else "include.providers.microsoft.usage",
     )
     return stage_invoice(
         store, job, hook, {"id": INVOICE}, processes=processes, parallel_from_lines=parallel_from_lines
     )
+
+
+def _stage(store, hook, stage_id: str, processes: int, parallel_from_lines: int = 50, normaliser: str = "") -> int:
+    staged = _stage_invoice(store, hook, stage_id, processes, parallel_from_lines, normaliser)
+    assert staged.usage_lines is None  # the hook has no usage
+    return staged.lines
 
 
 def _staged(store, stage_id: str) -> list[tuple]:
@@ -65,6 +103,15 @@ def _staged(store, stage_id: str) -> list[tuple]:
     if line_stage_table(stage_id).name not in open_stages(store.engine):
         return []
     table = line_stage_table(stage_id)
+    with store.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(select(table).order_by(table.c.line_no))]
+
+
+def _staged_usage(store, stage_id: str) -> list[tuple]:
+    """The usage stage's rows, or ``[]`` when it does not exist (any more)."""
+    table = usage_stage_table(stage_id)
+    if table.name not in open_stages(store.engine):
+        return []
     with store.engine.connect() as conn:
         return [tuple(row) for row in conn.execute(select(table).order_by(table.c.line_no))]
 
@@ -179,3 +226,63 @@ def test_batches_copied_from_arrow_stage_the_rows_the_line_by_line_copy_stages(i
     assert _staged(invoice_db, "from-arrow") == _staged(invoice_db, "line-by-line")
     invoice_db.stage("from-arrow").drop()
     invoice_db.stage("line-by-line").drop()
+
+
+def test_workers_stage_lines_and_usage_exactly_as_this_process_does(invoice_db, worker_runs):
+    usage = _usage_texts(40)
+    usage[70:70] = [""]  # a blank line takes no line number (and sends its batch line by line)
+    hook = _ExportHook(_texts(230), size=25, usage=usage)
+
+    assert _stage_invoice(invoice_db, hook, "in-workers", processes=2) == Staged(230, 120)
+    assert _stage_invoice(invoice_db, hook, "in-process", processes=1) == Staged(230, 120)
+
+    assert worker_runs == (["in-workers"] if invoice_db.engine.dialect.name == "postgresql" else [])
+    staged = _staged_usage(invoice_db, "in-workers")
+    assert staged == _staged_usage(invoice_db, "in-process")
+    assert [row[0] for row in staged] == list(range(1, 121))
+    assert _staged(invoice_db, "in-workers") == _staged(invoice_db, "in-process")
+    invoice_db.stage("in-workers").drop()
+    invoice_db.stage("in-process").drop()
+
+
+def test_a_key_spelled_otherwise_on_a_later_usage_line_stages_the_same_rows(invoice_db, worker_runs):
+    usage = _usage_texts(20)
+    respelled = [*usage]
+    respelled[33] = respelled[33].replace('"BillingPreTaxTotal"', '"billingPreTaxTotal"')
+    assert respelled != usage
+
+    assert _stage_invoice(invoice_db, _ExportHook(_texts(60), 25, usage), "as-sent", processes=2).usage_lines == 60
+    assert _stage_invoice(invoice_db, _ExportHook(_texts(60), 25, respelled), "respelled", processes=2) == (60, 60)
+
+    assert _staged_usage(invoice_db, "respelled") == _staged_usage(invoice_db, "as-sent")
+    invoice_db.stage("as-sent").drop()
+    invoice_db.stage("respelled").drop()
+
+
+@pytest.mark.parametrize("processes", [2, 1], ids=["workers", "this-process"])
+def test_a_usage_amount_finer_than_sixteen_places_is_refused_with_our_sentence(invoice_db, processes):
+    usage = _usage_texts(20)
+    usage[41] = dumps(loads_exact(usage[41]) | {"BillingPreTaxTotal": Decimal("0.48603169651524917")})
+
+    with pytest.raises(InvalidProviderData) as refused:
+        _stage_invoice(invoice_db, _ExportHook(_texts(60), 25, usage), "too-fine", processes=processes)
+
+    assert str(refused.value) == (
+        f"billingPreTaxTotal of daily-rated usage line 42 of invoice {INVOICE} 0.48603169651524917 has more "
+        "than 16 decimal places; amounts are kept to 16 places and are never rounded."
+    )
+    assert _staged(invoice_db, "too-fine") == [] and _staged_usage(invoice_db, "too-fine") == []
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+@pytest.mark.parametrize("processes", [2, 1], ids=["workers", "this-process"])
+def test_a_bad_usage_batch_drops_the_staged_lines_and_usage(invoice_db, worker_runs, processes):
+    usage = _usage_texts(30)
+    usage[63] = usage[63][:-20]  # cut off inside the third usage batch
+    _stage_invoice(invoice_db, _ExportHook(_texts(10), 25, usage[:10]), "retried", processes=processes)
+
+    with pytest.raises(InvalidProviderData, match=r"^Usage blob 3 is truncated or corrupt after 14 lines"):
+        _stage_invoice(invoice_db, _ExportHook(_texts(100), 25, usage), "retried", processes=processes)
+
+    assert worker_runs == (["retried"] if processes > 1 else [])
+    assert _staged(invoice_db, "retried") == [] and _staged_usage(invoice_db, "retried") == []

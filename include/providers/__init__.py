@@ -101,8 +101,10 @@ class ProviderSpec:
     unreported_categories: Mapping[str, str] = field(default_factory=dict)
     """Category -> why the provider bills it without reporting its lines (a known cause of differences)."""
     usage_normaliser_path: str | None = None
-    """Module with ``normalize_usage_lines(header, raw_items) -> Iterator[UsageLine]`` for a provider whose
-    hook has ``iter_usage_items`` (billed daily-rated usage); None: the provider has no usage checksum."""
+    """Module with ``normalize_usage_lines(header, raw_items, first_line_no=1) -> Iterator[UsageLine]`` (and
+    optionally ``normalize_usage_batch``, an Arrow table of a JSON-lines batch) for a provider whose hook has
+    ``iter_usage_items`` and ``iter_usage_batches`` (billed daily-rated usage); None: the provider has no
+    usage checksum."""
     usage_suite_file: str | None = None
     """The usage checksum's suite under ``include/checksum/suites``."""
 

@@ -19,6 +19,7 @@ from sqlalchemy import and_, delete, func, insert, inspect, literal, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from include.daily_usage import USAGE_PRECISION, UsageLine, parse_usage_amount
+from include.sql.copy import copy_table
 from include.sql.schema import (
     USAGE_COLUMNS,
     Money,
@@ -84,7 +85,27 @@ def _usage_stage(engine_or_conn, stage_id: str):
 
 
 def stage_usage(engine: Engine, stage_id: str, lines: Iterable[UsageLine]) -> int:
-    """Stage the daily-rated lines of a fetch in one transaction (replacing a retried fetch's); returns the count.
+    """Stage the daily-rated lines of a fetch in a new usage stage (replacing a retried fetch's); returns the
+    count. A stage that fails to fill is dropped."""
+    create_usage_stage(engine, stage_id)
+    try:
+        return append_usage(engine, stage_id, lines)
+    except BaseException:
+        with engine.begin() as conn:
+            drop_usage_stage(conn, stage_id)
+        raise
+
+
+def create_usage_stage(engine: Engine, stage_id: str) -> None:
+    """An empty usage stage; the one of an earlier try is dropped first."""
+    table = _usage_stage(engine, stage_id)
+    with engine.begin() as conn:
+        table.drop(conn, checkfirst=True)
+        table.create(conn)
+
+
+def append_usage(engine: Engine, stage_id: str, lines: Iterable[UsageLine]) -> int:
+    """Append daily-rated lines to the usage stage in one transaction; returns the count.
 
     PostgreSQL gets ``COPY ... FROM STDIN`` (a large invoice has hundreds of thousands of daily-rated lines),
     SQLite batched inserts through :class:`include.sql.schema.UsageAmount`. Both check every amount first.
@@ -92,8 +113,6 @@ def stage_usage(engine: Engine, stage_id: str, lines: Iterable[UsageLine]) -> in
     table = _usage_stage(engine, stage_id)
     count = 0
     with engine.begin() as conn:
-        table.drop(conn, checkfirst=True)
-        table.create(conn)
         checked = (_checked(line) for line in lines)
         if conn.dialect.name == "postgresql":
             with conn.connection.dbapi_connection.cursor() as cursor:
@@ -106,6 +125,17 @@ def stage_usage(engine: Engine, stage_id: str, lines: Iterable[UsageLine]) -> in
             conn.execute(insert(table), [line._asdict() for line in batch])
             count += len(batch)
     return count
+
+
+def append_usage_table(engine: Engine, stage_id: str, table) -> int:
+    """Append an Arrow table of ``USAGE_COLUMNS`` to the usage stage on PostgreSQL, in one transaction.
+
+    Its rows must be what :func:`_checked` lets through (:mod:`include.providers.microsoft.vectorised_usage`
+    makes sure): the stage's columns are bounded, and a row they refuse would be a driver error.
+    """
+    if tuple(table.column_names) != USAGE_COLUMNS:
+        raise ValueError(f"the table's columns must be {USAGE_COLUMNS}")
+    return copy_table(engine, _usage_stage(engine, stage_id).name, table)
 
 
 def _checked(line: UsageLine) -> UsageLine:

@@ -8,9 +8,10 @@ Three paging schemes meet here, and each is checked so that an invoice never arr
   Microsoft Graph (export -> poll -> manifest -> gzip JSON-lines blobs), because Microsoft retired v1
   line items for new billing periods.
 
-The billed daily-rated usage of a new-commerce invoice (:meth:`PartnerCenterHook.iter_usage_items`) comes
-the same two ways: v1 ``usagelineitems`` with continuation tokens before ``v2_export_from``, the Graph
-billed-usage export (same flow and blob format) from then on.
+The billed daily-rated usage of a new-commerce invoice (:meth:`PartnerCenterHook.iter_usage_items`, or the
+export's batches: :meth:`PartnerCenterHook.iter_usage_batches`) comes the same two ways: v1 ``usagelineitems``
+with continuation tokens before ``v2_export_from``, the Graph billed-usage export (same flow and blob format)
+from then on.
 
 An export is started (:meth:`PartnerCenterHook.start_export`) and then waited for either here (a sleep loop,
 ``deferrable=False``) or, by the fetch, on the triggerer (:mod:`plugins.triggers.partner_center`), which reads the
@@ -308,13 +309,19 @@ class PartnerCenterHook(ProviderHttpHook):
         Fetched whenever the invoice has one-time lines, declared or not: the usage checksum decides from the
         reconciliation lines whether it needs them, and an empty answer is what "not published yet" looks like.
         """
-        _, modern, v2_export = self._line_sets(invoice)
+        _, modern, _ = self._line_sets(invoice)
         if not modern:
             return None
-        invoice_id = invoice["id"]
-        if v2_export:
-            return (line for batch in self.iter_export_batches(invoice_id, USAGE_EXPORT) for _, line in batch.items())
-        return self.iter_onetime_v1(invoice_id, "one_time", "usage", invoice.get("currencyCode"))
+        batches = self.iter_usage_batches(invoice)
+        if batches is not None:
+            return (line for batch in batches for _, line in batch.items())
+        return self.iter_onetime_v1(invoice["id"], "one_time", "usage", invoice.get("currencyCode"))
+
+    def iter_usage_batches(self, invoice: dict) -> Iterator[LineBatch] | None:
+        """The billed daily-rated usage as the export's JSON-lines batches (parsed in worker processes), or
+        ``None`` when it does not come from the v2 export (see :meth:`iter_usage_items`)."""
+        _, _, v2_export = self._line_sets(invoice)
+        return self.iter_export_batches(invoice["id"], USAGE_EXPORT) if v2_export else None
 
     def iter_export_batches(self, invoice_id: str, export: str = RECONCILIATION_EXPORT) -> Iterator[LineBatch]:
         """All billed reconciliation lines (or, ``export="usage"``, billed daily-rated usage) of the invoice

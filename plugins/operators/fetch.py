@@ -156,7 +156,7 @@ class FetchInvoiceOperator(InvoiceOperator):
 
     def _stage(self, store, hook, raw: dict, stage_id: str, settings, attempt) -> dict:
         """Stage the lines (and daily-rated usage) of ``raw``; what the fetch hands on through XCom."""
-        from include.staging import StageJob, stage_invoice, stage_usage
+        from include.staging import StageJob, stage_invoice
 
         spec = self.spec
         job = StageJob(
@@ -164,8 +164,9 @@ class FetchInvoiceOperator(InvoiceOperator):
             stage_id=stage_id,
             header=attempt.header,
             normaliser_path=spec.normaliser_path,
+            usage_normaliser_path=spec.usage_normaliser_path,
         )
-        count = stage_invoice(
+        staged = stage_invoice(
             store,
             job,
             hook,
@@ -173,15 +174,12 @@ class FetchInvoiceOperator(InvoiceOperator):
             processes=settings.stage_processes,
             parallel_from_lines=settings.stage_parallel_from_lines,
         )
-        usage_count = None
-        if spec.usage_normaliser_path:
-            usage_count = stage_usage(store, job, hook, raw, spec.usage_normaliser_path)
         header = attempt.header = _with_period_from_lines(store, stage_id, attempt.header)
         return {
             "account": settings.account,
             "stage_id": stage_id,
-            "line_count": count,
-            "usage_line_count": usage_count,
+            "line_count": staged.lines,
+            "usage_line_count": staged.usage_lines,
             "header": header.to_xcom(),
         }
 

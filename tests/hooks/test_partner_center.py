@@ -322,3 +322,20 @@ def test_daily_rated_usage_from_v2_comes_from_the_billed_usage_export(serve, dat
     assert [u["BillingPreTaxTotal"] for u in fetched] == [u["billingPreTaxTotal"] for u in usage]  # PascalCase blobs
     assert calls(server, "/reports/partners/billing/usage/billed/export")
     assert hook.iter_usage_items(hook.get_invoice(LEGACY_ID)) is None  # legacy usage carries no money
+
+
+def test_v2_daily_rated_usage_also_comes_as_counted_text_batches(serve, data_dir, monkeypatch):
+    monkeypatch.setattr(partner_center, "BATCH_LINES", 2)
+    _with_daily_rated_usage(data_dir, V2_ID, date(2026, 3, 1), 7)
+    serve(data_dir, blob_lines=3)
+    hook = PartnerCenterHook()
+    invoice = hook.get_invoice(V2_ID)
+    batches = list(hook.iter_usage_batches(invoice))
+    assert [(b.origin.split()[1], b.lines_before, b.count) for b in batches] == [
+        *((f"part_{blob:06d}.json.gz", before, count) for blob in (1, 2) for before, count in ((0, 2), (2, 1))),
+        ("part_000003.json.gz", 0, 1),
+    ]
+    assert all(b.origin.endswith(f"of the usage export of invoice {V2_ID}") for b in batches)
+    assert [line for b in batches for _, line in b.items()] == list(hook.iter_usage_items(invoice))
+    for paged in (V1_ID, LEGACY_ID):
+        assert hook.iter_usage_batches(hook.get_invoice(paged)) is None

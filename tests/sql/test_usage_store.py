@@ -10,10 +10,19 @@ import pytest
 
 from include.daily_usage import UsageLine
 from include.model import InvalidProviderData, InvoiceHeader, InvoiceLine
-from include.providers.microsoft.usage import normalize_usage_lines
+from include.providers.microsoft.usage import AMOUNT_FIELDS, normalize_usage_lines
 from include.sql.stage import open_stages
 from include.sql.store import AttemptKey
-from include.sql.usage import compare_staged_usage, mismatches, record_mismatches, stage_usage, usage_lines
+from include.sql.usage import (
+    append_usage_table,
+    compare_staged_usage,
+    create_usage_stage,
+    has_usage_stage,
+    mismatches,
+    record_mismatches,
+    stage_usage,
+    usage_lines,
+)
 
 D = Decimal
 HEADER = InvoiceHeader("microsoft", "G1", "EUR", D("0"))
@@ -69,6 +78,39 @@ def test_amounts_beyond_a_64_bit_integer_at_16_decimals_stay_exact(invoice_db):
     [row] = compare_staged_usage(invoice_db.engine, "u2")
     assert row.daily_rated_pre_tax == sum(big, D(0)) == D("123456788089.1234567890123456")
     invoice_db.stage("u2").drop()
+
+
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_an_arrow_table_appended_to_the_usage_stage_holds_what_the_lines_hold(invoice_db):
+    import pyarrow as pa
+    from sqlalchemy import select
+
+    from include.sql.schema import USAGE_COLUMNS, usage_stage_table
+
+    lines = _usage([D("123456789012.1234567890123456"), D("-0.0000000000000001"), D("7")])
+    lines[1] = lines[1]._replace(customer_id=None, resource_uri='/vm "a",\nb', quantity=None)
+    stage_usage(invoice_db.engine, "copied-lines", lines)
+    create_usage_stage(invoice_db.engine, "copied-table")
+    types = {"line_no": pa.int64(), "usage_date": pa.date32()} | dict.fromkeys(AMOUNT_FIELDS, pa.decimal128(38, 16))
+    schema = pa.schema((column, types.get(column, pa.string())) for column in USAGE_COLUMNS)
+    table = pa.Table.from_pylist([line._asdict() for line in lines], schema=schema)
+    assert append_usage_table(invoice_db.engine, "copied-table", table) == 3
+
+    def staged(stage_id):
+        stage = usage_stage_table(stage_id)
+        with invoice_db.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(select(stage).order_by(stage.c.line_no))]
+
+    assert staged("copied-table") == staged("copied-lines") and staged("copied-lines")[1][1] is None
+    invoice_db.stage("copied-lines").drop()
+    invoice_db.stage("copied-table").drop()
+
+
+def test_usage_that_fails_to_stage_leaves_no_usage_stage(invoice_db):
+    bad = _usage([D("1"), D("0.00000000000000001")])
+    with pytest.raises(InvalidProviderData, match="billing_pre_tax_total of daily-rated usage line 2"):
+        stage_usage(invoice_db.engine, "u-bad", bad)
+    assert not has_usage_stage(invoice_db.engine, "u-bad")
 
 
 def test_finer_than_16_decimals_is_refused_with_one_sentence():

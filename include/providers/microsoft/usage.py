@@ -4,6 +4,8 @@ Lines arrive as raw dicts from :meth:`plugins.hooks.partner_center.PartnerCenter
 camelCase from the v1 ``usagelineitems`` pages, PascalCase from the Graph billed-usage export blobs, so
 keys are matched case-insensitively. ``USAGE_FIELDS`` is the whole field mapping (canonical field <-
 provider keys, first non-blank wins); field names are those of shared/reference/provider-apis.md 1.5.
+The export's blobs also come as JSON-lines batches (``iter_usage_batches``), which
+:func:`normalize_usage_batch` maps at once with Arrow (:mod:`.vectorised_usage`) when it can.
 """
 
 from __future__ import annotations
@@ -67,7 +69,17 @@ def normalize_usage_line(header: InvoiceHeader, line_no: int, raw: dict) -> Usag
     )
 
 
-def normalize_usage_lines(header: InvoiceHeader, raw_lines: Iterable[dict]) -> Iterator[UsageLine]:
-    """Daily-rated lines numbered from 1 in the order given."""
-    for line_no, raw in enumerate(raw_lines, start=1):
+def normalize_usage_lines(
+    header: InvoiceHeader, raw_lines: Iterable[dict], first_line_no: int = 1
+) -> Iterator[UsageLine]:
+    """Daily-rated lines numbered from ``first_line_no`` (a later batch of the export) in the order given."""
+    for line_no, raw in enumerate(raw_lines, start=first_line_no):
         yield normalize_usage_line(header, line_no, raw)
+
+
+def normalize_usage_batch(header: InvoiceHeader, batch, first_line_no: int):
+    """A whole JSON-lines batch as an Arrow table of staged usage rows, or ``None``: then
+    :func:`normalize_usage_lines`. Imported only here, so the line-by-line path never loads Arrow."""
+    from include.providers.microsoft.vectorised_usage import usage_table
+
+    return usage_table(header, batch, first_line_no)

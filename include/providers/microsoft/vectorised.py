@@ -13,9 +13,9 @@ pre-tax amount its family's key (``subtotal``), the dates its
 Arrow matches keys by their exact spelling, the normaliser case-insensitively and with every value
 type; so this path takes a batch only when both must agree, and returns ``None`` otherwise, and the
 batch goes through the normaliser line by line (which also raises its own sentences for bad data):
-every line has only keys of the first line, spelled as there (:func:`_plan`), each at most once; the
-keys read are text on every line, the amount a number present on every line; no NUL character; the
-family of the batch's source is known, and every date parses.
+every line has only keys of the first line, spelled as there (:func:`include.arrow_batches.plan`), each
+at most once; the keys read are text on every line, the amount a number present on every line; no NUL
+character; the family of the batch's source is known, and every date parses.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pj
 
+from include.arrow_batches import dates, first_line, first_text, plan, read, whole_lines
 from include.exact_json import LineBatch
 from include.model import MONEY_SCALE, InvalidProviderData, InvoiceHeader
 from include.providers.microsoft.normaliser import _LOOKUPS, _cached_date, _category, _family
@@ -64,28 +64,19 @@ _TEXT_KEYS = tuple(
 def batch_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> pa.Table | None:
     """The batch's staged rows (``LINE_COLUMNS``) as an Arrow table, or ``None``: normalise it line by line."""
     family = _family(batch.source)
-    content = batch.content
-    if family is None or not batch.count or batch.lines != batch.count:  # blank lines: rare, line by line
+    if family is None or not whole_lines(batch):
         return None
-    if b"\\u0000" in content or b"\x00" in content:  # PostgreSQL text holds no NUL: let the normaliser path fail
+    amount_key, pre_tax_key = family.amount_key.lower(), family.pre_tax_key.lower()
+    planned = plan(first_line(batch.content), _TEXT_KEYS, (amount_key, pre_tax_key), AMOUNT_TYPE)
+    if planned is None or amount_key not in planned.amounts:
         return None
-    planned = _plan(content[: content.index(b"\n") + 1], family.amount_key.lower(), family.pre_tax_key.lower())
-    if planned is None:
+    table = read(batch.content, planned.schema)
+    amount_key, pre_tax_key = planned.amounts[amount_key], planned.amounts.get(pre_tax_key)
+    if table is None or table.num_rows != batch.count or table[amount_key].null_count:
         return None
-    schema, read, amount_key, pre_tax_key = planned
+    texts = {name: _first_text(table, planned.texts, name) for name in {*_TEXT_COLUMNS.values(), *_CATEGORY_INPUTS}}
     try:
-        table = pj.read_json(
-            pa.BufferReader(content),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(len(content), 1 << 20)),
-            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
-        )
-    except pa.ArrowInvalid:  # another key or spelling, a value of another type, an amount too fine or too wide
-        return None
-    if table.num_rows != batch.count or table[amount_key].null_count:
-        return None
-    texts = {name: _first_text(table, read, name) for name in {*_TEXT_COLUMNS.values(), *_CATEGORY_INPUTS}}
-    try:
-        dates = {column: _dates(_first_text(table, read, column)) for column in _DATE_COLUMNS}
+        parsed = {column: dates(_first_text(table, planned.texts, column), _cached_date) for column in _DATE_COLUMNS}
     except InvalidProviderData:
         return None
     rows = table.num_rows
@@ -96,65 +87,17 @@ def batch_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
         "category": _categories(family.category, [sign, *(texts[name] for name in _CATEGORY_INPUTS)], rows),
         "amount": amount,
         "pre_tax_amount": table[pre_tax_key] if pre_tax_key else pa.nulls(rows, AMOUNT_TYPE),
-        "currency_code": pc.fill_null(_first_text(table, read, "currency"), header.currency_code),
+        "currency_code": pc.fill_null(_first_text(table, planned.texts, "currency"), header.currency_code),
         **{column: texts[lookup] for column, lookup in _TEXT_COLUMNS.items()},
-        **dates,
+        **parsed,
         "source": pa.array([batch.source] * rows, pa.string()),
     }
     return pa.table([columns[name] for name in LINE_COLUMNS], names=list(LINE_COLUMNS))
 
 
-def _plan(
-    first_line: bytes, amount_key: str, pre_tax_key: str
-) -> tuple[pa.Schema, dict[str, str], str, str | None] | None:
-    """The schema every line of the batch must have (the first line's keys, exactly as spelled), the
-    spelling of each text key read, and the amount's; ``None`` if the first line already disagrees.
-
-    Arrow reads the batch with ``unexpected_field_behavior="error"``: a key the first line lacks, or
-    spelled another way, fails the read, so a key is read on every line exactly as the normaliser
-    reads it. The keys the normaliser reads are text (or the exact amount); the others keep the types
-    Arrow infers from the first line (integers widened to floats; a later value of another type fails
-    the read, which only sends the batch line by line).
-    """
-    try:
-        inferred = pj.read_json(pa.BufferReader(first_line)).schema
-    except pa.ArrowInvalid:
-        return None
-    spellings = {name.lower(): name for name in inferred.names}
-    if len(spellings) != len(inferred.names) or amount_key not in spellings:  # two spellings of one key
-        return None
-    read = {key: spellings[key] for key in _TEXT_KEYS if key in spellings}
-    fields = []
-    for field in inferred:
-        key = field.name.lower()
-        if key in (amount_key, pre_tax_key):
-            field = field.with_type(AMOUNT_TYPE)
-        elif key in read:
-            field = field.with_type(pa.string())
-        elif pa.types.is_integer(field.type):
-            field = field.with_type(pa.float64())
-        fields.append(field)
-    return pa.schema(fields), read, spellings[amount_key], spellings.get(pre_tax_key)
-
-
-def _first_text(table: pa.Table, read: dict[str, str], lookup: str) -> pa.Array:
-    """The lookup's first non-blank text per line (blank: absent, null or ""), as the normaliser reads it."""
-    found = [_non_blank(table[read[key]]) for key in _LOOKUPS[lookup] if key in read]
-    if not found:
-        return pa.nulls(table.num_rows, pa.string())
-    return found[0] if len(found) == 1 else pc.coalesce(*found)
-
-
-def _non_blank(column: pa.ChunkedArray) -> pa.Array:
-    column = column.combine_chunks()
-    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
-
-
-def _dates(texts: pa.Array) -> pa.Array:
-    """Each distinct text through the normaliser's date parser once; an unparsable one raises."""
-    encoded = pc.dictionary_encode(texts)
-    parsed = pa.array([_cached_date(text) for text in encoded.dictionary.to_pylist()], pa.date32())
-    return pc.take(parsed, encoded.indices)
+def _first_text(table: pa.Table, texts: dict[str, str], lookup: str) -> pa.Array:
+    """The lookup's first non-blank text per line, as the normaliser reads it."""
+    return first_text(table, texts, _LOOKUPS[lookup])
 
 
 def _categories(fixed: str | None, inputs: list[pa.Array], rows: int) -> pa.Array:
