@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
 from datetime import date
+from decimal import Decimal
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -87,6 +88,14 @@ def read(content: bytes, schema: pa.Schema) -> pa.Table | None:
         )
     except pa.ArrowInvalid:
         return None
+
+
+def wider_than(amounts: pa.Array, integer_digits: int) -> bool:
+    """Whether an amount has more than ``integer_digits`` digits before the point: Arrow's JSON reader lets
+    through more than its decimal type's precision (``decimal128(38, 16)`` reads 23 such digits), where the
+    normaliser refuses them."""
+    low, high = pc.min_max(amounts).values()
+    return low.is_valid and max(-low.as_py(), high.as_py()) >= Decimal(10) ** integer_digits
 
 
 def first_text(table: pa.Table, texts: dict[str, str], keys: Iterable[str]) -> pa.Array:

@@ -15,12 +15,10 @@ line by line, which raises the sentence.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.arrow_batches import dates, first_line, first_text, plan, read, whole_lines
+from include.arrow_batches import dates, first_line, first_text, plan, read, whole_lines, wider_than
 from include.daily_usage import USAGE_PRECISION, USAGE_SCALE
 from include.exact_json import LineBatch
 from include.model import InvalidProviderData, InvoiceHeader, parse_date
@@ -28,7 +26,7 @@ from include.providers.microsoft.usage import AMOUNT_FIELDS, USAGE_FIELDS
 from include.sql.schema import USAGE_COLUMNS, provider_invoice_usage_line, text_limits
 
 USAGE_AMOUNT_TYPE = pa.decimal128(USAGE_PRECISION, USAGE_SCALE)
-_TOO_WIDE = Decimal(10) ** (USAGE_PRECISION - USAGE_SCALE)
+_INTEGER_DIGITS = USAGE_PRECISION - USAGE_SCALE
 _TEXT_FIELDS = tuple(name for name in USAGE_FIELDS if name not in AMOUNT_FIELDS)
 _TEXT_KEYS = tuple(dict.fromkeys(key for name in _TEXT_FIELDS for key in USAGE_FIELDS[name]))
 _AMOUNT_KEYS = tuple(dict.fromkeys(key for name in AMOUNT_FIELDS for key in USAGE_FIELDS[name]))
@@ -48,7 +46,9 @@ def usage_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
     if table is None or table.num_rows != batch.count:
         return None
     amounts = {name: _first_amount(table, planned.amounts, USAGE_FIELDS[name]) for name in AMOUNT_FIELDS}
-    if amounts["billing_pre_tax_total"].null_count or any(_too_wide(amount) for amount in amounts.values()):
+    if amounts["billing_pre_tax_total"].null_count or any(
+        wider_than(amount, _INTEGER_DIGITS) for amount in amounts.values()
+    ):
         return None
     texts = {name: first_text(table, planned.texts, USAGE_FIELDS[name]) for name in _TEXT_FIELDS}
     try:
@@ -74,12 +74,6 @@ def _first_amount(table: pa.Table, amounts: dict[str, str], keys: tuple[str, ...
     if not found:
         return pa.nulls(table.num_rows, USAGE_AMOUNT_TYPE)
     return found[0] if len(found) == 1 else pc.coalesce(*found)
-
-
-def _too_wide(amount: pa.Array) -> bool:
-    """More than ``USAGE_PRECISION - USAGE_SCALE`` digits before the point (Arrow reads up to one more)."""
-    low, high = pc.min_max(amount).values()
-    return low.is_valid and max(-low.as_py(), high.as_py()) >= _TOO_WIDE
 
 
 def _upper(texts: pa.Array) -> pa.Array:
