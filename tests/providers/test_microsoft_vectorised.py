@@ -150,3 +150,11 @@ def test_a_number_where_text_belongs_is_declined_and_the_normaliser_keeps_its_te
 
 def test_an_unknown_source_is_declined():
     assert batch_table(HEADER, _batch([json.dumps({"TotalForCustomer": 1})], source="nope/billing"), 1) is None
+
+
+@pytest.mark.parametrize("key", ["TotalForCustomer", "Subtotal"])
+def test_an_amount_wider_than_the_column_is_declined(key):
+    """Arrow's reader takes more integer digits than its decimal's precision; the normaliser refuses them."""
+    batch = _batch(_with(_export_lines(6), 2, **{key: Decimal("12345678901234567890")}))
+
+    assert batch_table(HEADER, batch, 1) is None

@@ -25,9 +25,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.arrow_batches import dates, first_line, first_text, plan, read, whole_lines
+from include.arrow_batches import dates, first_line, first_text, plan, read, whole_lines, wider_than
 from include.exact_json import LineBatch
-from include.model import MONEY_SCALE, InvalidProviderData, InvoiceHeader
+from include.model import MAX_INTEGER_DIGITS, MONEY_SCALE, InvalidProviderData, InvoiceHeader
 from include.providers.microsoft.normaliser import _LOOKUPS, _cached_date, _category, _family
 from include.sql.schema import LINE_COLUMNS
 
@@ -73,6 +73,9 @@ def batch_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
     table = read(batch.content, planned.schema)
     amount_key, pre_tax_key = planned.amounts[amount_key], planned.amounts.get(pre_tax_key)
     if table is None or table.num_rows != batch.count or table[amount_key].null_count:
+        return None
+    wide = [table[amount_key], *([table[pre_tax_key]] if pre_tax_key else [])]
+    if any(wider_than(column.combine_chunks(), MAX_INTEGER_DIGITS) for column in wide):  # the normaliser refuses it
         return None
     texts = {name: _first_text(table, planned.texts, name) for name in {*_TEXT_COLUMNS.values(), *_CATEGORY_INPUTS}}
     try:
