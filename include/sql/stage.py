@@ -11,7 +11,6 @@ would store it).
 
 from __future__ import annotations
 
-import io
 import itertools
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -127,25 +126,14 @@ class LineStage:
         return count
 
     def append_table(self, table) -> int:
-        """Bulk-load an Arrow table of ``LINE_COLUMNS`` into the stage on PostgreSQL, in one transaction.
+        """Bulk-load an Arrow table of ``LINE_COLUMNS`` into the stage on PostgreSQL, in one transaction
+        (:func:`include.sql.copy.copy_table`), after refusing a too long text."""
+        from include.sql.copy import copy_table
 
-        Arrow writes it as CSV in C: every text quoted (``""`` is an empty text), a null as nothing,
-        which is what ``COPY ... (FORMAT csv)`` reads as NULL; the amounts as their exact decimal text.
-        """
-        import pyarrow.csv
-
-        if self.engine.dialect.name != "postgresql":
-            raise ValueError("Arrow tables are staged on PostgreSQL only; SQLite takes lines.")
         if tuple(table.column_names) != LINE_COLUMNS:
             raise ValueError(f"the table's columns must be {LINE_COLUMNS}")
         _check_table_texts(table)
-        buffer = io.BytesIO()
-        pyarrow.csv.write_csv(table, buffer, pyarrow.csv.WriteOptions(include_header=False))
-        columns = ", ".join(LINE_COLUMNS)
-        with self.engine.begin() as conn, conn.connection.dbapi_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {self.table.name} ({columns}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buffer.getbuffer())
-        return table.num_rows
+        return copy_table(self.engine, self.table.name, table)
 
     @property
     def table_names(self) -> tuple[str, str]:
