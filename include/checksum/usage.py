@@ -19,7 +19,7 @@ import csv
 import dataclasses
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -153,14 +153,18 @@ def check_usage(
     settings: ProviderSettings,
     validation_name: str,
     run_name: str,
+    compared: Sequence[SubscriptionUsage] | None = None,
 ) -> UsageCheck | None:
     """Run the usage suite on the staged reconciliation and daily-rated usage; None when the invoice has no
     Azure usage on either side (nothing to compare). Daily-rated usage missing altogether is a failure of its
-    own, whatever the tolerance: an empty set must never pass."""
+    own, whatever the tolerance: an empty set must never pass.
+
+    ``compared``: :func:`compare_staged_usage` of this stage when the caller already read it (the checksum
+    operator reads it while the line checksum runs); read here otherwise."""
     from include.checksum.data_docs import data_docs_url
     from include.checksum.validation import validate_usage
 
-    rows = tuple(compare_staged_usage(engine, stage_id))
+    rows = tuple(compare_staged_usage(engine, stage_id) if compared is None else compared)
     if not any(row.reconciliation_lines or row.daily_rated_lines for row in rows):
         return None
     check = UsageCheck(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from plugins.operators.base import InvoiceOperator, OutcomeRecorded, UsageRetryPending
@@ -41,15 +42,18 @@ class ChecksumValidationOperator(InvoiceOperator):
         from include.checksum.tolerance import effective_tolerance, override_note, parse_override
         from include.model import InvoiceHeader
         from include.settings import load_settings
+        from include.sql.usage import compare_staged_usage
 
         header = InvoiceHeader.from_xcom(self.staged["header"])
         stage_id = self.staged["stage_id"]
         store = self.store()
         key = self.attempt_key(context)
-        with self.failures_recorded(context, store, header, stage_id):
+        with self.failures_recorded(context, store, header, stage_id), ThreadPoolExecutor(1) as pool:
             settings = load_settings(self.provider, self.staged.get("account"))  # the account's tolerance
             override, reason = parse_override(self.override_tolerance, self.override_reason)
             tolerance = effective_tolerance(settings, override)
+            # The usage comparison is a database query (a second at 1M lines): read while GX runs.
+            compared = pool.submit(compare_staged_usage, store.engine, stage_id) if self.spec.usage_suite_file else None
             result = run_checksum(
                 store,
                 self.spec,
@@ -78,7 +82,7 @@ class ChecksumValidationOperator(InvoiceOperator):
                 )
                 raise OutcomeRecorded(result.message)
             diagnostics = result.diagnostics
-            usage = self._check_usage(context, store, header, stage_id, tolerance, settings, key)
+            usage = self._check_usage(context, store, header, stage_id, tolerance, settings, key, compared)
             if usage is not None and not usage.success:
                 self._usage_failed(context, store, header, key, usage, result.totals, diagnostics, note)
             if usage is not None:
@@ -97,11 +101,11 @@ class ChecksumValidationOperator(InvoiceOperator):
             "data_docs_page": result.data_docs_page,
         }
 
-    def _check_usage(self, context: Context, store, header, stage_id: str, tolerance, settings, key):
+    def _check_usage(self, context: Context, store, header, stage_id: str, tolerance, settings, key, compared):
         """The provider's usage checksum (daily-rated usage against the reconciliation lines), if it has one;
-        None when the invoice has no Azure usage to compare."""
+        None when the invoice has no Azure usage to compare. ``compared``: the future of the usage comparison."""
         spec = self.spec
-        if not spec.usage_suite_file:
+        if compared is None:
             return None
         from include.checksum.usage import check_usage
 
@@ -114,6 +118,7 @@ class ChecksumValidationOperator(InvoiceOperator):
             settings=settings,
             validation_name=f"{self.provider}_{self.invoice_id}_usage",
             run_name=f"{key.dag_id}__{key.run_id}__{self.invoice_id}__usage",
+            compared=compared.result(),
         )
         if usage is not None and usage.data_docs_page:
             GXDataDocsLink.persist(context, usage.data_docs_page)

@@ -58,6 +58,7 @@ def store(monkeypatch):
     fake = FakeStore()
     monkeypatch.setattr(InvoiceOperator, "store", lambda self: fake)
     monkeypatch.setattr("include.settings.load_settings", lambda provider, account=None: ProviderSettings())
+    monkeypatch.setattr("include.sql.usage.compare_staged_usage", lambda engine, stage_id: ())  # no database here
     return fake
 
 
@@ -179,11 +180,13 @@ def test_checksum_records_a_failing_result_with_the_override_note(store, monkeyp
 
 def test_checksum_records_a_pass_and_hands_the_totals_on(store, monkeypatch):
     monkeypatch.setattr("include.checksum.run.run_checksum", lambda *args, **kwargs: _result(True))
-    monkeypatch.setattr("include.checksum.usage.check_usage", lambda *args, **kwargs: None)  # no Azure usage
+    checked = []
+    monkeypatch.setattr("include.checksum.usage.check_usage", lambda *args, **kwargs: checked.append(kwargs))
 
     handed_on = _checksum().execute(CONTEXT)
 
     assert handed_on["stage_id"] == "s1" and handed_on["totals"]["difference"] == "1"
+    assert [kwargs["compared"] for kwargs in checked] == [()]  # the comparison read while the lines were checked
     [(_, kwargs)] = store.named("record_checksum_pass")
     assert kwargs["note"] is None
 
