@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from include.arrow_batches import first_text, plan, read, wider_than
+from include.arrow_batches import first_text, holds_nul, plan, read, wider_than
 
 AMOUNT = pa.decimal128(38, 16)
 FIRST = b'{"Name":"a","Amount":1.5}\n'
@@ -37,3 +37,12 @@ def test_an_amount_wider_than_its_integer_digits_is_found():
     assert not wider_than(read(b'{"Amount":-1234567890123456789012.5}\n{"Amount":null}\n', schema)["Amount"], 22)
     assert wider_than(read(b'{"Amount":12345678901234567890123}\n', schema)["Amount"], 22)  # read, over 38 digits
     assert not wider_than(pa.nulls(2, AMOUNT), 22)
+
+
+def test_a_nul_is_found_in_the_texts_read_only():
+    planned = plan(b'{"Name":"a","Other":"b"}\n', ("name",), (), AMOUNT)
+    in_a_text_read = b'{"Name":"a","Other":"b"}\n{"Name":"x\\u0000y","Other":"b"}\n'
+    in_a_key_nobody_reads = b'{"Name":"a","Other":"b"}\n{"Name":"c","Other":"x\\u0000y"}\n'
+
+    assert holds_nul(read(in_a_text_read, planned.schema), planned.texts)
+    assert not holds_nul(read(in_a_key_nobody_reads, planned.schema), planned.texts)

@@ -106,6 +106,7 @@ def _with(lines: list[dict], index: int, **changes) -> list[str]:
         pytest.param(lambda ls: _with(ls, 4, ChargeEndDate="31.03.2026"), id="unparsable-date"),
         pytest.param(lambda ls: _with(ls, 5, BillingCurrency="USD"), id="fallback-key-only-on-a-later-line"),
         pytest.param(lambda ls: _with(ls, 5, ProductName="nul\x00inside"), id="nul-character"),
+        pytest.param(lambda ls: _with(ls, 5, PartnerId="nul\x00inside"), id="nul-in-a-key-nobody-reads"),
         pytest.param(lambda ls: [*_with(ls, 0), "", *_with(ls, 1)], id="blank-line"),
         pytest.param(lambda ls: [*_with(ls, 0), "[1, 2]"], id="not-an-object"),
         pytest.param(lambda ls: [*_with(ls, 0), '{"Curr\\u0065ncy": "USD", "TotalForCustomer": 1}'], id="escaped-key"),

@@ -25,7 +25,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.arrow_batches import dates, first_line, first_text, plan, read, whole_lines, wider_than
+from include.arrow_batches import dates, first_line, first_text, holds_nul, plan, read, whole_lines, wider_than
 from include.exact_json import LineBatch
 from include.model import MAX_INTEGER_DIGITS, MONEY_SCALE, InvalidProviderData, InvoiceHeader
 from include.providers.microsoft.normaliser import _LOOKUPS, _cached_date, _category, _family
@@ -72,7 +72,12 @@ def batch_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
         return None
     table = read(batch.content, planned.schema)
     amount_key, pre_tax_key = planned.amounts[amount_key], planned.amounts.get(pre_tax_key)
-    if table is None or table.num_rows != batch.count or table[amount_key].null_count:
+    if (
+        table is None
+        or table.num_rows != batch.count
+        or table[amount_key].null_count
+        or holds_nul(table, planned.texts)
+    ):
         return None
     wide = [table[amount_key], *([table[pre_tax_key]] if pre_tax_key else [])]
     if any(wider_than(column.combine_chunks(), MAX_INTEGER_DIGITS) for column in wide):  # the normaliser refuses it

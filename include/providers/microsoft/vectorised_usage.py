@@ -18,7 +18,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from include.arrow_batches import dates, first_line, first_text, plan, read, whole_lines, wider_than
+from include.arrow_batches import dates, first_line, first_text, holds_nul, plan, read, whole_lines, wider_than
 from include.daily_usage import USAGE_PRECISION, USAGE_SCALE
 from include.exact_json import LineBatch
 from include.model import InvalidProviderData, InvoiceHeader, parse_date
@@ -43,7 +43,7 @@ def usage_table(header: InvoiceHeader, batch: LineBatch, first_line_no: int) -> 
     if planned is None:
         return None
     table = read(batch.content, planned.schema)
-    if table is None or table.num_rows != batch.count:
+    if table is None or table.num_rows != batch.count or holds_nul(table, planned.texts):
         return None
     amounts = {name: _first_amount(table, planned.amounts, USAGE_FIELDS[name]) for name in AMOUNT_FIELDS}
     if amounts["billing_pre_tax_total"].null_count or any(
