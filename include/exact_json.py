@@ -73,8 +73,9 @@ class LineBatch:
     count: int
 
     @classmethod
-    def of(cls, source: str, origin: str, lines_before: int, content: bytes) -> LineBatch:
-        lines = content.count(b"\n")
+    def of(cls, source: str, origin: str, lines_before: int, content: bytes, lines: int | None = None) -> LineBatch:
+        """``lines``: the line ends of ``content`` when the caller counted them already (a cutter does)."""
+        lines = content.count(b"\n") if lines is None else lines
         # A line starting with "{" is not blank: when every line does (an export), no line needs decoding.
         starting_an_object = content.startswith(b"{") + content.count(b"\n{")
         if starting_an_object == lines:
@@ -134,7 +135,7 @@ def gzip_line_batches(
             while buffered + lines >= batch_lines:
                 wanted = batch_lines - buffered
                 cut = _after_line(block, wanted)
-                yield LineBatch.of(source, origin, lines_before, b"".join((*parts, block[:cut])))
+                yield LineBatch.of(source, origin, lines_before, b"".join((*parts, block[:cut])), batch_lines)
                 lines_before += batch_lines
                 block, lines = block[cut:], lines - wanted
                 parts, buffered = [], 0
@@ -144,7 +145,7 @@ def gzip_line_batches(
     except (EOFError, OSError, zlib.error, ValueError, *read_errors) as exc:
         raise InvalidProviderData(corrupt(origin, lines_before + buffered, exc)) from None
     if parts:
-        yield LineBatch.of(source, origin, lines_before, b"".join(parts))
+        yield LineBatch.of(source, origin, lines_before, b"".join(parts), buffered)
 
 
 _READ_SIZE = 16 * 1024

@@ -96,6 +96,18 @@ def test_gzip_line_batches_cut_a_stream_into_counted_batches_and_refuse_a_trunca
     batches = list(exact_json.gzip_line_batches(io.BytesIO(data), source="s", origin="Blob b", batch_lines=3))
 
     assert [(b.lines_before, b.count) for b in batches] == [(0, 3), (3, 3), (6, 1)]
+    assert [b.lines for b in batches] == [b.content.count(b"\n") for b in batches] == [3, 3, 1]  # counted once
     assert [line["n"] for b in batches for _, line in b.items()] == list(range(7))
     with pytest.raises(InvalidProviderData, match=r"^Blob b is truncated or corrupt after \d+ lines \(EOFError"):
         list(exact_json.gzip_line_batches(io.BytesIO(data[:-9]), source="s", origin="Blob b", batch_lines=3))
+
+
+def test_gzip_line_batches_count_line_ends_of_any_kind_and_blank_lines_alike():
+    import gzip
+    import io
+
+    data = gzip.compress(b'{"n": 1}\r\n\r\n{"n": 2}\r{"n": 3}\n   \n{"n": 4}')
+    batches = list(exact_json.gzip_line_batches(io.BytesIO(data), source="s", origin="Blob b", batch_lines=2))
+
+    assert [(b.lines, b.count) for b in batches] == [(2, 1), (2, 2), (2, 1)]
+    assert [b.lines for b in batches] == [b.content.count(b"\n") for b in batches]
