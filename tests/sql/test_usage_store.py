@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -202,3 +203,37 @@ def test_metered_marketplace_lines_are_compared_saas_lines_are_not(invoice_db):
     # the product is metered (its meter is in the daily-rated set): a subscription without its daily rows differs
     assert (rows["other-sub"].difference, rows["other-sub"].last_usage_date) == (D("10.00"), None)
     invoice_db.stage("u4").drop()
+
+
+@pytest.mark.parametrize("invoice_db", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_the_metered_marketplace_comparison_never_rescans_the_daily_rated_usage(invoice_db):
+    """With more daily-rated rows than PostgreSQL expects to fit in ``work_mem`` (10M lines' 2M rows at the
+    default 4MB), the products must still be hashed once, never rescanned for every marketplace line."""
+    from sqlalchemy import event
+
+    metered = "DZH318Z0MTRD"
+    (usage_line,) = _recon([D("10.00")])
+    invoice_db.stage("u5").fill(
+        [usage_line, usage_line._replace(line_no=2, category="marketplace", product_id=metered)]
+    )
+    stage_usage(invoice_db.engine, "u5", [line._replace(product_id=metered) for line in _usage([D("0.01")] * 20000)])
+    queries = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "GROUP BY" in statement and "invoice_line_stage_" in statement:
+            queries.append((statement, parameters))
+
+    event.listen(invoice_db.engine, "before_cursor_execute", capture)
+    try:
+        [row] = compare_staged_usage(invoice_db.engine, "u5")
+    finally:
+        event.remove(invoice_db.engine, "before_cursor_execute", capture)
+    assert (row.reconciliation_lines, row.daily_rated_lines, row.difference) == (2, 20000, D("-180"))
+
+    [(statement, parameters)] = queries
+    with invoice_db.engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL work_mem = '64kB'")  # the smallest: 20,000 rows are far beyond it
+        conn.exec_driver_sql("SET LOCAL hash_mem_multiplier = 1")
+        plan = "\n".join(line for (line,) in conn.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+    assert not re.search(r"\(SubPlan \d+\)", plan), plan  # a subplan run per line ("hashed SubPlan" is once)
+    invoice_db.stage("u5").drop()
