@@ -101,6 +101,42 @@ def test_foreign_currency_and_duplicate_lines_fail_the_suite(invoice_db, tmp_pat
         "expect_column_values_to_be_in_set",
         "expect_column_values_to_be_unique",
     }
+    # A failed run is validated again with GX's samples: its one page shows what was unexpected.
+    page = Path(outcome.data_docs_page.removeprefix("file://"))
+    assert "USD" in page.read_text()
+    assert len(list(page.parent.glob("*.html"))) == 1
+
+
+def test_a_passing_run_reads_no_samples_of_unexpected_values(invoice_db, tmp_path):
+    """Each sample is a query of its own that scans every line when nothing is unexpected: a passing run
+    asks for none (``LIMIT 0``), so the database answers them without reading a line."""
+    with _staged(invoice_db) as lines, _queries() as queries:
+        assert _validate(lines, HEADER_TOTAL, Decimal(0), tmp_path).success
+
+    samples = [sql for sql in queries if "AS unexpected_values" in sql]
+    assert samples and all(" LIMIT 0" in sql for sql in samples), samples
+
+
+@contextmanager
+def _queries() -> Iterator[list[str]]:
+    """The SQL of every query GX's own engines run meanwhile (it makes them from the URL), values inlined."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    queries: list[str] = []
+
+    def record(conn, clause, multiparams, params, execution_options):
+        try:  # GX fails an expectation whose query raises: a value literal_binds cannot render stays a parameter
+            sql = str(clause.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        except Exception:
+            sql = str(clause)
+        queries.append(" ".join(sql.split()))
+
+    event.listen(Engine, "before_execute", record)
+    try:
+        yield queries
+    finally:
+        event.remove(Engine, "before_execute", record)
 
 
 def test_each_validation_keeps_its_data_docs_page(invoice_db, tmp_path):
