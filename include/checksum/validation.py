@@ -28,6 +28,10 @@ logging.getLogger("great_expectations").setLevel(logging.ERROR)
 parameter, and an index rebuild warns "Validation result not found" for every other invoice's page.
 The on-call report must be the first thing of the failed task's log."""
 
+from include.checksum.deferred_imports import defer  # noqa: E402
+
+defer("scipy.stats", "altair")  # imported by GX for expectations and charts no suite of ours uses
+
 import great_expectations as gx  # noqa: E402  (only task code imports this module)
 from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
