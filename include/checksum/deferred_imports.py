@@ -4,7 +4,7 @@ GX imports every expectation it ships when it is imported, and with them ``scipy
 KL-divergence expectation) and ``altair`` (charts of distributions): about 0.9 s of the 2.7 s that
 ``import great_expectations`` takes on a 2-core machine, in every checksum task, for expectations no suite
 of ours has. :func:`defer` puts a stand-in under the module's name; the first attribute read from it
-(a function, a submodule's ``__path__``) imports the real module, puts it in its place, and answers from
+(a function, a submodule's ``__path__``; not ``__file__``) imports the real module, puts it in its place, and answers from
 it. Nothing is changed when the module is already imported.
 """
 
@@ -36,6 +36,9 @@ def defer(*names: str) -> None:
             continue
         stand_in = _Deferred(name)
         stand_in.__spec__ = spec  # what the import system reads of a module it finds in sys.modules
+        # What inspect.getmodule reads of every module in sys.modules: GX calls inspect.stack() whenever it
+        # turns a Decimal metric (PostgreSQL's sum) into a float, which would otherwise load them all.
+        stand_in.__file__ = spec.origin
         sys.modules[name] = stand_in
 
 
