@@ -4,8 +4,8 @@ GX imports every expectation it ships when it is imported, and with them ``scipy
 KL-divergence expectation) and ``altair`` (charts of distributions): about 0.9 s of the 2.7 s that
 ``import great_expectations`` takes on a 2-core machine, in every checksum task, for expectations no suite
 of ours has. :func:`defer` puts a stand-in under the module's name; the first attribute read from it
-(a function, a submodule's ``__path__``; not ``__file__``) imports the real module, puts it in its place, and answers from
-it. Nothing is changed when the module is already imported.
+(a function, a submodule's ``__path__``; not ``__file__``) imports the real module, puts it in its place,
+and answers from it. Nothing is changed when the module is already imported.
 """
 
 from __future__ import annotations
