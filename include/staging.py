@@ -22,6 +22,7 @@ script is the ``airflow`` command, which cannot start there.
 
 from __future__ import annotations
 
+import collections
 import functools
 import importlib
 import itertools
@@ -271,26 +272,54 @@ class _Workers:
         raise self.failures[0]
 
     def _feed(self, process: subprocess.Popen) -> None:
-        while (task := self.tasks.get()) is not None:
-            if self.failures:
-                continue  # drain: the producer stops at its next batch
+        """Keep two batches with ``process``: the one it stages and the next, which it reads meanwhile (a
+        batch is megabytes through a pipe, too long a wait between two batches); its replies come in order."""
+        sent: collections.deque = collections.deque()  # tasks whose reply is still to come
+        more, broken = True, False
+        while more or sent:
+            if more and (len(sent) < 2 or broken):
+                task = self.tasks.get()
+                if task is None:
+                    more = False
+                elif not (self.failures or broken):  # else drain: the producer stops at its next batch
+                    broken = not self._send(process, task)
+                    sent.append(task)
+                continue
+            task = sent.popleft()
+            if broken:
+                continue
+            ok, value = self._reply(process)
+            broken = value is _STOPPED
             _, kind, _, batch = task
-            try:
-                pickle.dump(task, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                process.stdin.flush()
-                ok, value = pickle.load(process.stdout)
-            except (OSError, EOFError, pickle.UnpicklingError):
-                code = _exit_code(process)
-                ok, value = False, RuntimeError(f"A staging worker stopped unexpectedly (exit code {code}).")
-            except Exception as exc:  # a thread must report, never die silently: the producer waits on it
-                ok, value = False, exc
             if ok and value != batch.count:  # the numbering of every later batch relied on it
                 ok, value = False, RuntimeError(f"{batch.origin}: staged {value} lines of a batch of {batch.count}.")
             with self.lock:
                 if ok:
                     self.staged[kind] += value
+                elif broken:
+                    self.failures.append(_stopped(process))
                 else:
                     self.failures.append(value)
+
+    def _send(self, process: subprocess.Popen, task) -> bool:
+        """Whether ``task`` reached the worker (it reads one while it stages another)."""
+        try:
+            pickle.dump(task, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            process.stdin.flush()
+            return True
+        except OSError:
+            with self.lock:
+                self.failures.append(_stopped(process))
+            return False
+
+    def _reply(self, process: subprocess.Popen) -> tuple[bool, Any]:
+        """``(ok, count or error)`` of the oldest batch sent; ``(False, _STOPPED)`` when the worker is gone."""
+        try:
+            return pickle.load(process.stdout)
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return False, _STOPPED
+        except Exception as exc:  # a thread must report, never die silently: the producer waits on it
+            return False, exc
 
     def stop(self) -> None:
         """Close the workers' input and wait until each has finished what it was doing and exited."""
@@ -302,6 +331,14 @@ class _Workers:
         for process in self.processes:
             process.wait()
             process.stdout.close()
+
+
+_STOPPED = object()
+"""What :meth:`_Workers._reply` returns for a worker whose pipe closed."""
+
+
+def _stopped(process: subprocess.Popen) -> RuntimeError:
+    return RuntimeError(f"A staging worker stopped unexpectedly (exit code {_exit_code(process)}).")
 
 
 def _exit_code(process: subprocess.Popen) -> int | None:
@@ -354,18 +391,36 @@ def _store(db_url: str) -> InvoiceStore:
 
 
 def _serve(tasks: BinaryIO, results: BinaryIO) -> None:
-    """The worker loop: one pickled ``(job, kind, first_line_no, batch)`` in, one ``(ok, count or error)`` out."""
-    while True:
-        try:
-            job, kind, first_line_no, batch = pickle.load(tasks)
-        except EOFError:
-            return
+    """The worker loop: one pickled ``(job, kind, first_line_no, batch)`` in, one ``(ok, count or error)`` out.
+
+    A thread reads the next task while this one stages the current one (:meth:`_Workers._feed` sends two).
+    """
+    incoming: queue.Queue = queue.Queue(maxsize=1)
+    threading.Thread(target=_read_tasks, args=(tasks, incoming), daemon=True).start()
+    while (task := incoming.get()) is not None:
+        if isinstance(task, BaseException):
+            raise task  # an unreadable task: the worker exits, its feeder reports it stopped
+        job, kind, first_line_no, batch = task
         try:
             reply = (True, stage_batch(job, kind, first_line_no, batch))
         except Exception as exc:
             reply = (False, _portable(exc))
         pickle.dump(reply, results, protocol=pickle.HIGHEST_PROTOCOL)
         results.flush()
+
+
+def _read_tasks(tasks: BinaryIO, incoming: queue.Queue) -> None:
+    """Unpickle tasks into ``incoming`` until the input closes (then ``None``) or cannot be read (the error)."""
+    while True:
+        try:
+            task = pickle.load(tasks)
+        except EOFError:
+            incoming.put(None)
+            return
+        except BaseException as exc:
+            incoming.put(exc)
+            return
+        incoming.put(task)
 
 
 def _portable(exc: Exception) -> Exception:
