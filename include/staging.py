@@ -230,7 +230,8 @@ def _numbered(kind: str, batches: Iterable[LineBatch]) -> Iterator[tuple[str, in
 class _Workers:
     """``processes`` staging workers, each fed by a thread of this process over its stdin and stdout.
 
-    A bounded queue holds the batches not yet taken, so at most two per worker are in memory here.
+    A bounded queue holds the batches not yet taken (one per worker), and each feeder the two it sent
+    whose reply is to come: at most three batches per worker are in memory here, two in the worker.
     """
 
     def __init__(self, processes: int):
