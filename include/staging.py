@@ -294,13 +294,12 @@ class _Workers:
             _, kind, _, batch = task
             if ok and value != batch.count:  # the numbering of every later batch relied on it
                 ok, value = False, RuntimeError(f"{batch.origin}: staged {value} lines of a batch of {batch.count}.")
+            failure = _stopped(process) if broken else value  # waits for its exit: outside the lock
             with self.lock:
                 if ok:
                     self.staged[kind] += value
-                elif broken:
-                    self.failures.append(_stopped(process))
                 else:
-                    self.failures.append(value)
+                    self.failures.append(failure)
 
     def _send(self, process: subprocess.Popen, task) -> bool:
         """Whether ``task`` reached the worker (it reads one while it stages another)."""
@@ -308,10 +307,13 @@ class _Workers:
             pickle.dump(task, process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             process.stdin.flush()
             return True
-        except OSError:
-            with self.lock:
-                self.failures.append(_stopped(process))
-            return False
+        except (OSError, ValueError):  # its pipe is closed (it exited, or stop() closed it)
+            failure = _stopped(process)
+        except Exception as exc:  # a thread must report, never die silently: the producer waits on it
+            failure = exc
+        with self.lock:
+            self.failures.append(failure)
+        return False
 
     def _reply(self, process: subprocess.Popen) -> tuple[bool, Any]:
         """``(ok, count or error)`` of the oldest batch sent; ``(False, _STOPPED)`` when the worker is gone."""

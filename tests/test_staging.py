@@ -286,3 +286,16 @@ def test_a_bad_usage_batch_drops_the_staged_lines_and_usage(invoice_db, worker_r
 
     assert worker_runs == (["retried"] if processes > 1 else [])
     assert _staged(invoice_db, "retried") == [] and _staged_usage(invoice_db, "retried") == []
+
+
+def test_a_batch_that_cannot_be_sent_fails_the_stage_instead_of_hanging_it():
+    """The feeder reports any error of its own (here: a job pickle refuses), or the producer would wait forever."""
+    import pickle
+
+    workers = include.staging._Workers(1)
+    batch = LineBatch.of("s", "Blob b", 0, b'{"a": 1}\n')
+    try:
+        with pytest.raises((pickle.PicklingError, AttributeError), match="pickle"):
+            workers.stage(lambda: None, [("lines", 1 + n, batch) for n in range(3)])
+    finally:
+        workers.stop()

@@ -4,8 +4,9 @@ GX imports every expectation it ships when it is imported, and with them ``scipy
 KL-divergence expectation) and ``altair`` (charts of distributions): about 0.9 s of the 2.7 s that
 ``import great_expectations`` takes on a 2-core machine, in every checksum task, for expectations no suite
 of ours has. :func:`defer` puts a stand-in under the module's name; the first attribute read from it
-(a function, a submodule's ``__path__``; not ``__file__``) imports the real module, puts it in its place,
-and answers from it. Nothing is changed when the module is already imported.
+(a function, a class; not ``__file__`` or ``__path__``) imports the real module, puts it in its place,
+and answers from it. A submodule imported directly is imported alone, and the package takes it from
+``sys.modules`` when it loads. Nothing is changed when the module is already imported.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import threading
 import types
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()
 
 
 class _Deferred(types.ModuleType):
@@ -39,6 +40,10 @@ def defer(*names: str) -> None:
         # What inspect.getmodule reads of every module in sys.modules: GX calls inspect.stack() whenever it
         # turns a Decimal metric (PostgreSQL's sum) into a float, which would otherwise load them all.
         stand_in.__file__ = spec.origin
+        if spec.submodule_search_locations is not None:
+            # Read by an import of a submodule: were it to load the package, whose own imports take that
+            # submodule, the import under way would then run the submodule a second time.
+            stand_in.__path__ = list(spec.submodule_search_locations)
         sys.modules[name] = stand_in
 
 

@@ -36,6 +36,7 @@ import great_expectations as gx  # noqa: E402  (only task code imports this modu
 from great_expectations.checkpoint import UpdateDataDocsAction  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier  # noqa: E402
 from great_expectations.render.renderer.site_builder import DefaultSiteIndexBuilder  # noqa: E402
 
 import include.checksum.exact_sum  # noqa: E402, F401  (registers expect_column_exact_sum_to_be_within with GX)
@@ -110,7 +111,9 @@ def validate_lines(
     datasource = add_datasource("staged_lines", connection_string=lines.url, create_temp_table=False)
     asset = datasource.add_table_asset("lines", table_name=lines.table)
     batch = asset.add_batch_definition_whole_table("invoice")
-    checkpoint = _checkpoint(context, suite_file, batch, validation_name, result_format=_WITHOUT_SAMPLES, docs=False)
+    checkpoint = _checkpoint(
+        context, suite_file, batch, validation_name, result_format=dict(_WITHOUT_SAMPLES), docs=False
+    )
     parameters = {
         "header_total_micros": header_total_micros,
         "tolerance_micros": tolerance_micros,
@@ -123,13 +126,22 @@ def validate_lines(
             checkpoint.result_format = "SUMMARY"
             checkpoint.save()
             result = checkpoint.run(expectation_parameters=parameters, run_id=run_id)
+            if result.success:
+                from include.checksum.run import StageChanged
+
+                raise StageChanged(
+                    "The staged lines failed the checksum suite, then passed it: they changed meanwhile."
+                )
     finally:
         # The datasource's engines are this validation's alone: close their pooled connections now, or
         # a long-lived process (a test session, a worker) keeps them open for every validation it ran.
         datasource.get_execution_engine().close()
         datasource.get_engine().dispose()
-    _data_docs_action().run(result)
     identifier, validation = next(iter(result.run_results.items()))
+    context.build_data_docs(  # this context's site, for this validation and its suite (what the docs action does)
+        site_names=[DATA_DOCS_SITE],
+        resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=validation.suite_name)],
+    )
     failed = tuple(r.expectation_config.type for r in validation.results if not r.success)
     sum_results = [r for r in validation.results if r.expectation_config.type == "expect_column_sum_to_be_between"]
     observed = sum_results[0].result.get("observed_value") if sum_results else None
@@ -224,14 +236,10 @@ def _checkpoint(
         gx.Checkpoint(
             name=f"{validation_name}_checkpoint",
             validation_definitions=[definition],
-            actions=[_data_docs_action()] if docs else [],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])] if docs else [],
             result_format=result_format,
         )
     )
-
-
-def _data_docs_action() -> UpdateDataDocsAction:
-    return UpdateDataDocsAction(name="data_docs", site_names=[DATA_DOCS_SITE])
 
 
 def _amount_rows(header_micros: int, detail_micros: int | None, tolerance_micros: int) -> list[AmountRow]:

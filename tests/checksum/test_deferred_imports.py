@@ -26,7 +26,10 @@ def test_gx_is_imported_without_scipy_stats_and_altair_which_load_on_first_use()
         print("stats loaded" if "scipy.stats._stats_py" in sys.modules else "stats deferred")
         print("altair loaded" if "altair.vegalite" in sys.modules else "altair deferred")
 
+        import scipy.stats._distn_infrastructure as infrastructure  # a submodule first: imported once
         from scipy import stats  # what GX's KL-divergence expectation holds
+
+        print(isinstance(stats.norm, infrastructure.rv_continuous))
         print(round(float(stats.entropy([0.5, 0.5], base=2)), 6))
         import scipy.stats
         print(sys.modules["scipy.stats"] is scipy.stats and type(scipy.stats).__name__)
@@ -36,4 +39,4 @@ def test_gx_is_imported_without_scipy_stats_and_altair_which_load_on_first_use()
         print(hasattr(altair, "Chart"))
         """
     )
-    assert out.splitlines() == ["stats deferred", "altair deferred", "1.0", "module", "0.5", "True"]
+    assert out.splitlines() == ["stats deferred", "altair deferred", "True", "1.0", "module", "0.5", "True"]
