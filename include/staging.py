@@ -283,11 +283,13 @@ class _Workers:
                 if task is None:
                     more = False
                 elif not (self.failures or broken):  # else drain: the producer stops at its next batch
-                    broken = not self._send(process, task)
-                    sent.append(task)
+                    if self._send(process, task):
+                        sent.append(task)
+                    else:
+                        broken = True
                 continue
             task = sent.popleft()
-            if broken:
+            if broken:  # its reply will not come
                 continue
             ok, value = self._reply(process)
             broken = value is _STOPPED

@@ -14,10 +14,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import threading
 import types
-
-_LOCK = threading.RLock()
 
 
 class _Deferred(types.ModuleType):
@@ -48,12 +45,12 @@ def defer(*names: str) -> None:
 
 
 def _real(stand_in: _Deferred) -> types.ModuleType:
+    """The module itself, imported now if need be (two threads get one import: Python locks it)."""
     name = stand_in.__name__
-    with _LOCK:
-        if sys.modules.get(name) is stand_in:
-            del sys.modules[name]
-        real = importlib.import_module(name)
-        parent, _, child = name.rpartition(".")
-        if parent and getattr(sys.modules.get(parent), child, None) is stand_in:
-            setattr(sys.modules[parent], child, real)
+    if sys.modules.get(name) is stand_in:
+        del sys.modules[name]
+    real = importlib.import_module(name)
+    parent, _, child = name.rpartition(".")
+    if parent and getattr(sys.modules.get(parent), child, None) is stand_in:
+        setattr(sys.modules[parent], child, real)
     return real

@@ -53,7 +53,8 @@ _EXACT_LIMIT = 2**53
 _WITHOUT_SAMPLES = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 """GX's SUMMARY (counts, observed values) without its samples of unexpected values: each sample is a query
 of its own (``LIMIT 20``) that reads every line when none is unexpected (about 0.2 s per million lines on
-PostgreSQL; for the uniqueness of ``line_no`` a second ``GROUP BY``), where ``LIMIT 0`` reads nothing.
+PostgreSQL; for the uniqueness of ``line_no`` a second window over every line), where ``LIMIT 0`` reads
+nothing.
 A run that fails is validated once more with the samples, for its Data Docs page."""
 
 
