@@ -68,15 +68,18 @@ def create_invoice_partition(conn: Connection, provider: str, invoice_id: str) -
     )
 
 
-def shape_stage(conn: Connection, stage: Table, provider: str, invoice_id: str) -> int:
-    """Give the stage the line table's columns and key, and return its row count.
+def shape_stage(conn: Connection, stage: Table, provider: str, invoice_id: str) -> None:
+    """Give the stage the line table's columns and key, once (a stage with its key is left as it is).
 
     One ``ALTER TABLE``: the provider and invoice columns with the invoice as their value (a constant
     default, which PostgreSQL keeps in the catalogue instead of rewriting the rows), the CHECK (one
     scan) and the key's index (one sort). A stage staged by an earlier release (unbounded texts,
     ``UNLOGGED``) gets the types and ``SET LOGGED`` too, in one rewrite. Touches the stage only: no
-    lock on the line table yet.
+    lock on the line table. The checksum shapes its stage while GX is imported
+    (:meth:`include.sql.store.InvoiceStore.shape_stage`); the load shapes one that is not yet.
     """
+    if _exists(conn, f"{stage.name}_pkey"):
+        return
     # as the stage is in the database (a release before this one staged unbounded texts), not as declared now
     staged = {
         column["name"]: column["type"].compile(dialect=conn.dialect) for column in inspect(conn).get_columns(stage.name)
@@ -101,7 +104,6 @@ def shape_stage(conn: Connection, stage: Table, provider: str, invoice_id: str) 
         changes.append("SET LOGGED")
     conn.exec_driver_sql(f"ALTER TABLE {stage.name} {', '.join(changes)}")
     conn.exec_driver_sql(f"ALTER TABLE {stage.name} {', '.join(f'ALTER COLUMN {n} DROP DEFAULT' for n in values)}")
-    return conn.execute(select(func.count()).select_from(stage)).scalar()
 
 
 def lock_invoice_partition(conn: Connection, provider: str, invoice_id: str) -> str | None:

@@ -495,6 +495,17 @@ class InvoiceStore:
             self.stage(stage_id).drop(conn)
         return loaded
 
+    def shape_stage(self, stage_id: str, provider: str, invoice_id: str) -> None:
+        """PostgreSQL: give the stage the line table's columns and key now (:func:`partitions.shape_stage`), so
+        that the load, which would otherwise do it, only attaches it. Nothing else may read the stage meanwhile:
+        its table is locked exclusively for the rewrite and the sort. SQLite copies the stage: nothing to do."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        stage = self.stage(stage_id)
+        with self.engine.begin() as conn:
+            drop_stage_view(conn, stage.table.name)  # a killed checksum's view would hold the column types
+            partitions.shape_stage(conn, stage.table, provider, invoice_id)
+
     def _attach_lines(self, conn: Connection, key: AttemptKey, stage_id: str) -> int:
         """PostgreSQL: the stage becomes the invoice's partition of the line table (no second copy).
 
@@ -503,7 +514,8 @@ class InvoiceStore:
         """
         stage = self.stage(stage_id)
         drop_stage_view(conn, stage.table.name)  # a killed checksum's view would hold the column types
-        loaded = partitions.shape_stage(conn, stage.table, key.provider, key.invoice_id)
+        partitions.shape_stage(conn, stage.table, key.provider, key.invoice_id)
+        loaded = conn.execute(select(func.count()).select_from(stage.table)).scalar()
         current = partitions.lock_invoice_partition(conn, key.provider, key.invoice_id)
         if current is not None:
             _refuse_invoiced_lines(conn, key, sql_table(current, sql_column("customer_invoice_ref")))

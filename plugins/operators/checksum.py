@@ -52,6 +52,7 @@ class ChecksumValidationOperator(InvoiceOperator):
             settings = load_settings(self.provider, self.staged.get("account"))  # the account's tolerance
             override, reason = parse_override(self.override_tolerance, self.override_reason)
             tolerance = effective_tolerance(settings, override)
+            self._shape_stage_while_gx_imports(store, stage_id, pool)
             # The usage comparison is a database query (a second at 1M lines): read while GX runs.
             compared = pool.submit(compare_staged_usage, store.engine, stage_id) if self.spec.usage_suite_file else None
             result = run_checksum(
@@ -100,6 +101,15 @@ class ChecksumValidationOperator(InvoiceOperator):
             "totals": {k: str(v) for k, v in result.totals.items()},
             "data_docs_page": result.data_docs_page,
         }
+
+    def _shape_stage_while_gx_imports(self, store, stage_id: str, pool: ThreadPoolExecutor) -> None:
+        """PostgreSQL: the stage gets the line table's key (a sort, the load's one heavy step) on a database core
+        while GX is imported here (seconds of CPU on one core); the load then only attaches it. A stage that
+        fails the checksum is dropped with its key."""
+        shaped = pool.submit(store.shape_stage, stage_id, self.provider, self.invoice_id)
+        import include.checksum.validation  # noqa: F401  (GX; run_checksum would import it next)
+
+        shaped.result()
 
     def _check_usage(self, context: Context, store, header, stage_id: str, tolerance, settings, key, compared):
         """The provider's usage checksum (daily-rated usage against the reconciliation lines), if it has one;

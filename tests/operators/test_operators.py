@@ -187,6 +187,7 @@ def test_checksum_records_a_pass_and_hands_the_totals_on(store, monkeypatch):
 
     assert handed_on["stage_id"] == "s1" and handed_on["totals"]["difference"] == "1"
     assert [kwargs["compared"] for kwargs in checked] == [()]  # the comparison read while the lines were checked
+    assert store.named("shape_stage") == [(("s1", "microsoft", "G1"), {})]  # keyed for the load meanwhile
     [(_, kwargs)] = store.named("record_checksum_pass")
     assert kwargs["note"] is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import Integer, func, select
 
 from include.model import InvoiceHeader, InvoiceLine
 from include.sql.stage import open_stages
@@ -258,6 +259,34 @@ def test_a_reload_replaces_the_invoice_partition_with_its_stage(invoice_db):
                 f"SELECT count(*) FROM pg_constraint WHERE conrelid = '{partition}'::regclass AND contype = 'c'"
             ).scalar()
         assert checks == 0  # the stage's CHECK served the attach and went
+
+
+def test_a_stage_shaped_by_its_checksum_is_attached_as_it_is(invoice_db):
+    """The checksum shapes the stage while GX is imported (PostgreSQL); a retried checksum and the load leave
+    its key as it is, and the attached partition is the same as one shaped by the load."""
+    from include.sql.partitions import invoice_partition_name
+
+    key = AttemptKey(PROVIDER, INVOICE, "provider_invoice_sync_microsoft", "run-1")
+    invoice_db.start_attempt(key, triggered_by="test")
+    invoice_db.stage("run-1").fill(_lines(AMOUNTS))
+    stage_key = f"{invoice_db.stage('run-1').table.name}_pkey"
+
+    def key_oid():
+        with invoice_db.engine.connect() as conn:
+            return conn.execute(select(func.to_regclass(stage_key).cast(Integer))).scalar()
+
+    invoice_db.shape_stage("run-1", PROVIDER, INVOICE)
+    shaped = key_oid() if invoice_db.engine.dialect.name == "postgresql" else None
+    invoice_db.shape_stage("run-1", PROVIDER, INVOICE)  # a retried checksum
+
+    assert invoice_db.engine.dialect.name != "postgresql" or key_oid() == shaped is not None
+    assert sum(invoice_db.stage("run-1").summary().breakdown.values()) == sum(AMOUNTS)  # still the stage it was
+    assert invoice_db.load_from_stage(key, _header(sum(AMOUNTS)), "run-1", totals=_totals(sum(AMOUNTS))) == len(AMOUNTS)
+    assert [line["amount"] for line in invoice_db.lines(PROVIDER, INVOICE)] == AMOUNTS
+    if invoice_db.engine.dialect.name == "postgresql":
+        tables = _line_tables(invoice_db)
+        partition = tables[invoice_partition_name(PROVIDER, INVOICE)]
+        assert partition["key"] and partition["columns"] == tables["provider_invoice_line"]["columns"]
 
 
 def test_a_failed_checksum_leaves_the_loaded_lines_and_their_partition(invoice_db):
