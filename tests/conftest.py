@@ -108,8 +108,8 @@ def reset_database(url: str) -> None:
         with engine.begin() as conn:  # a stage first, with the checksum view that may depend on it
             for name in open_stages(engine):
                 drop_stage_table(conn, name)
-            if conn.dialect.name == "postgresql":  # with its partitions, which drop_all would drop once more
-                conn.exec_driver_sql("DROP TABLE IF EXISTS provider_invoice_line")
+            if conn.dialect.name == "postgresql":  # with their partitions, which drop_all would drop once more
+                conn.exec_driver_sql("DROP TABLE IF EXISTS provider_invoice_line, provider_invoice_usage_line")
         everything = MetaData()
         everything.reflect(engine)
         everything.drop_all(engine)

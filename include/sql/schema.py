@@ -275,8 +275,13 @@ provider_invoice_usage_line = Table(
     Column("invoice_id", String(64), nullable=False),
     *(Column(col, type_, nullable=nullable) for col, type_, nullable in _usage_columns),
     PrimaryKeyConstraint("provider", "invoice_id", "line_no", name="pk_provider_invoice_usage_line"),
+    postgresql_partition_by="LIST (provider)",
 )
-"""Billed daily-rated usage of an invoice (Microsoft), loaded with its lines: Azure is billed on per day."""
+"""Billed daily-rated usage of an invoice (Microsoft), loaded with its lines: Azure is billed on per day. On
+PostgreSQL partitioned like the lines, so that the load attaches the usage stage too."""
+
+USAGE_PARTITION_PREFIX = "provider_invoice_usage_line__"
+"""The partitions of ``provider_invoice_usage_line`` (PostgreSQL): made by loads, not part of the schema."""
 
 invoice_usage_mismatch = Table(
     "invoice_usage_mismatch",
@@ -330,8 +335,10 @@ STAGE_AMOUNTS_PREFIX = "invoice_line_amounts_"
 
 
 def made_at_run_time(table_name: str) -> bool:
-    """Stage tables and line partitions come and go with fetches and loads; the migrations leave them alone."""
-    return table_name.startswith((STAGE_TABLE_PREFIX, USAGE_STAGE_TABLE_PREFIX, LINE_PARTITION_PREFIX))
+    """Stage tables and line and usage partitions come and go with fetches and loads; the migrations leave them
+    alone."""
+    prefixes = (STAGE_TABLE_PREFIX, USAGE_STAGE_TABLE_PREFIX, LINE_PARTITION_PREFIX, USAGE_PARTITION_PREFIX)
+    return table_name.startswith(prefixes)
 
 
 def amounts_view_of(stage_table_name: str) -> str:
@@ -339,8 +346,9 @@ def amounts_view_of(stage_table_name: str) -> str:
     return STAGE_AMOUNTS_PREFIX + stage_table_name.removeprefix(STAGE_TABLE_PREFIX)
 
 
-def usage_stage_table(stage_id: str, *, unlogged: bool = False) -> Table:
-    """The daily-rated usage staged beside the lines of the same fetch; dropped with them."""
+def usage_stage_table(stage_id: str) -> Table:
+    """The daily-rated usage staged beside the lines of the same fetch; dropped with them, or (PostgreSQL)
+    attached by the load as the invoice's usage partition, like the lines' stage (:func:`line_stage_table`)."""
     name = USAGE_STAGE_TABLE_PREFIX + hashlib.sha256(stage_id.encode()).hexdigest()[:32]
     columns = (Column(col, type_, nullable=nullable) for col, type_, nullable in _usage_columns)
-    return Table(name, MetaData(), *columns, prefixes=["UNLOGGED"] if unlogged else [])
+    return Table(name, MetaData(), *columns)

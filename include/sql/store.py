@@ -476,10 +476,10 @@ class InvoiceStore:
                 raise InvoiceStateError(
                     f"Invoice {key.invoice_id} of {key.provider} is active; deactivate it before it is loaded again."
                 )
-            load_usage(conn, key.provider, key.invoice_id, stage_id)
             if conn.dialect.name == "postgresql":
-                loaded = self._attach_lines(conn, key, stage_id)
+                loaded = self._attach_stage(conn, key, stage_id)
             else:
+                load_usage(conn, key.provider, key.invoice_id, stage_id)
                 loaded = self._copy_lines(conn, key, stage_id)
             self._write_invoice(
                 conn,
@@ -496,30 +496,40 @@ class InvoiceStore:
         return loaded
 
     def shape_stage(self, stage_id: str, provider: str, invoice_id: str) -> None:
-        """PostgreSQL: give the stage the line table's columns and key now (:func:`partitions.shape_stage`), so
-        that the load, which would otherwise do it, only attaches it. Nothing else may read the stage meanwhile:
-        its table is locked exclusively for the rewrite and the sort. SQLite copies the stage: nothing to do."""
+        """PostgreSQL: give the stage (its lines and usage) the columns and key of their tables now, so that the
+        load, which would otherwise do it, only attaches them. Nothing else may read the stage meanwhile: its
+        tables are locked exclusively for the rewrite and the sort. SQLite copies the stage: nothing to do."""
         if self.engine.dialect.name != "postgresql":
             return
-        stage = self.stage(stage_id)
         with self.engine.begin() as conn:
-            drop_stage_view(conn, stage.table.name)  # a killed checksum's view would hold the column types
-            partitions.shape_stage(conn, stage.table, provider, invoice_id)
+            self._shape_stage(conn, stage_id, provider, invoice_id)
 
-    def _attach_lines(self, conn: Connection, key: AttemptKey, stage_id: str) -> int:
-        """PostgreSQL: the stage becomes the invoice's partition of the line table (no second copy).
+    def _shape_stage(self, conn: Connection, stage_id: str, provider: str, invoice_id: str) -> None:
+        """:func:`partitions.shape_stage` for the stage's lines, and for its usage when it has some."""
+        from include.sql.usage import shape_usage_stage
 
-        The stage is shaped first (a rewrite and a sort, on the stage alone); only then is the provider's
-        partition locked, for the check and a few catalogue changes (:mod:`include.sql.partitions`).
+        lines = self.stage(stage_id).table
+        drop_stage_view(conn, lines.name)  # a killed checksum's view would hold the column types
+        partitions.shape_stage(conn, lines, provider, invoice_id)
+        shape_usage_stage(conn, stage_id, provider, invoice_id)
+
+    def _attach_stage(self, conn: Connection, key: AttemptKey, stage_id: str) -> int:
+        """PostgreSQL: the stage's lines and usage become the invoice's partitions of their tables (no second copy).
+
+        The stage is shaped first (a rewrite and a sort, on the stage alone, unless the checksum did it); only
+        then are the provider's partitions locked, the lines' first, for the check and a few catalogue changes
+        (:mod:`include.sql.partitions`; the usage: :func:`include.sql.usage.load_usage`).
         """
-        stage = self.stage(stage_id)
-        drop_stage_view(conn, stage.table.name)  # a killed checksum's view would hold the column types
-        partitions.shape_stage(conn, stage.table, key.provider, key.invoice_id)
-        loaded = conn.execute(select(func.count()).select_from(stage.table)).scalar()
+        from include.sql.usage import load_usage
+
+        lines = self.stage(stage_id).table
+        self._shape_stage(conn, stage_id, key.provider, key.invoice_id)
+        loaded = conn.execute(select(func.count()).select_from(lines)).scalar()
         current = partitions.lock_invoice_partition(conn, key.provider, key.invoice_id)
         if current is not None:
             _refuse_invoiced_lines(conn, key, sql_table(current, sql_column("customer_invoice_ref")))
-        partitions.attach_stage(conn, stage.table, key.provider, key.invoice_id)
+        partitions.attach_stage(conn, lines, key.provider, key.invoice_id)
+        load_usage(conn, key.provider, key.invoice_id, stage_id)
         return loaded
 
     def _copy_lines(self, conn: Connection, key: AttemptKey, stage_id: str) -> int:

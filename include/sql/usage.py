@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, insert, inspect, literal, select, type_coer
 from sqlalchemy.engine import Connection, Engine
 
 from include.daily_usage import USAGE_PRECISION, UsageLine, parse_usage_amount
+from include.sql import partitions
 from include.sql.copy import copy_table
 from include.sql.schema import (
     USAGE_COLUMNS,
@@ -80,10 +81,6 @@ class SubscriptionUsage:
         }
 
 
-def _usage_stage(engine_or_conn, stage_id: str):
-    return usage_stage_table(stage_id, unlogged=engine_or_conn.dialect.name == "postgresql")
-
-
 def stage_usage(engine: Engine, stage_id: str, lines: Iterable[UsageLine]) -> int:
     """Stage the daily-rated lines of a fetch in a new usage stage (replacing a retried fetch's); returns the
     count. A stage that fails to fill is dropped."""
@@ -98,7 +95,7 @@ def stage_usage(engine: Engine, stage_id: str, lines: Iterable[UsageLine]) -> in
 
 def create_usage_stage(engine: Engine, stage_id: str) -> None:
     """An empty usage stage; the one of an earlier try is dropped first."""
-    table = _usage_stage(engine, stage_id)
+    table = usage_stage_table(stage_id)
     with engine.begin() as conn:
         table.drop(conn, checkfirst=True)
         table.create(conn)
@@ -110,7 +107,7 @@ def append_usage(engine: Engine, stage_id: str, lines: Iterable[UsageLine]) -> i
     PostgreSQL gets ``COPY ... FROM STDIN`` (a large invoice has hundreds of thousands of daily-rated lines),
     SQLite batched inserts through :class:`include.sql.schema.UsageAmount`. Both check every amount first.
     """
-    table = _usage_stage(engine, stage_id)
+    table = usage_stage_table(stage_id)
     count = 0
     with engine.begin() as conn:
         checked = (_checked(line) for line in lines)
@@ -135,7 +132,7 @@ def append_usage_table(engine: Engine, stage_id: str, table) -> int:
     """
     if tuple(table.column_names) != USAGE_COLUMNS:
         raise ValueError(f"the table's columns must be {USAGE_COLUMNS}")
-    return copy_table(engine, _usage_stage(engine, stage_id).name, table)
+    return copy_table(engine, usage_stage_table(stage_id).name, table)
 
 
 def _checked(line: UsageLine) -> UsageLine:
@@ -150,11 +147,11 @@ def _checked(line: UsageLine) -> UsageLine:
 
 
 def drop_usage_stage(conn: Connection, stage_id: str) -> None:
-    _usage_stage(conn, stage_id).drop(conn, checkfirst=True)
+    usage_stage_table(stage_id).drop(conn, checkfirst=True)
 
 
-def has_usage_stage(engine: Engine, stage_id: str) -> bool:
-    return inspect(engine).has_table(_usage_stage(engine, stage_id).name)
+def has_usage_stage(engine: Engine | Connection, stage_id: str) -> bool:
+    return inspect(engine).has_table(usage_stage_table(stage_id).name)
 
 
 def compare_staged_usage(engine: Engine, stage_id: str) -> list[SubscriptionUsage]:
@@ -164,7 +161,7 @@ def compare_staged_usage(engine: Engine, stage_id: str) -> list[SubscriptionUsag
     A subscription found on one side only appears with zero on the other. Sorted by subscription id.
     """
     lines = line_stage_table(stage_id)
-    usage = _usage_stage(engine, stage_id)
+    usage = usage_stage_table(stage_id)
     with engine.connect() as conn:
         reconciliation_usage = lines.c.source.startswith(RECONCILIATION_USAGE_SOURCE)
         columns = (lines.c.subscription_id, lines.c.customer_id, lines.c.pre_tax_amount)
@@ -255,11 +252,35 @@ def exact_sum(amounts: Iterable[Decimal]) -> Decimal:
     return total
 
 
+def shape_usage_stage(conn: Connection, stage_id: str, provider: str, invoice_id: str) -> bool:
+    """PostgreSQL: give the usage stage the usage table's columns and key (:func:`partitions.shape_stage`, done
+    once); whether the fetch staged usage at all."""
+    stage = usage_stage_table(stage_id)
+    if not inspect(conn).has_table(stage.name):
+        return False
+    partitions.shape_stage(conn, stage, provider, invoice_id, of=provider_invoice_usage_line)
+    return True
+
+
 def load_usage(conn: Connection, provider: str, invoice_id: str, stage_id: str) -> int:
-    """Inside the load's transaction: replace the invoice's daily-rated usage with the staged one."""
+    """Inside the load's transaction: the invoice's daily-rated usage becomes the staged one; returns its lines.
+
+    PostgreSQL attaches the stage as the invoice's usage partition in place of the previous one (no copy;
+    the load has locked the lines' provider partition first, :meth:`include.sql.store.InvoiceStore.load_from_stage`),
+    and drops that partition when the fetch staged no usage. SQLite replaces the rows with a copy of the stage.
+    """
     table = provider_invoice_usage_line
+    stage = usage_stage_table(stage_id)
+    if conn.dialect.name == "postgresql":
+        staged = shape_usage_stage(conn, stage_id, provider, invoice_id)
+        partitions.lock_invoice_partition(conn, provider, invoice_id, of=table)
+        if not staged:
+            partitions.drop_invoice_partition(conn, provider, invoice_id, of=table)
+            return 0
+        loaded = conn.execute(select(func.count()).select_from(stage)).scalar()
+        partitions.attach_stage(conn, stage, provider, invoice_id, of=table)
+        return loaded
     conn.execute(delete(table).where(table.c.provider == provider, table.c.invoice_id == invoice_id))
-    stage = _usage_stage(conn, stage_id)
     if not inspect(conn).has_table(stage.name):
         return 0
     staged = select(

@@ -257,3 +257,59 @@ def test_rows_before_accounts_come_from_each_provider_s_default_connection(invoi
         }
         assert listing_key == ["provider", "account", "invoice_id"]
         assert _schema_differences(url) == []  # account NOT NULL, as schema.py says
+
+
+def test_daily_rated_usage_moves_into_its_invoices_partitions_and_back(invoice_db):
+    """Revision 0008 on a database with usage of two invoices (PostgreSQL partitions it; SQLite is left as it is),
+    and back to 0007."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from include.sql.schema import provider_invoice_usage_line
+
+    rows = [("G1", 1, "0.0000000000000001"), ("G1", 2, "12345678901234567890.5"), ("G2", 1, "-3")]
+    insert_usage = text(
+        "INSERT INTO provider_invoice_usage_line (provider, invoice_id, line_no, billing_pre_tax_total, "
+        "currency_code) VALUES ('microsoft', :invoice, :line, :amount, 'EUR')"
+    )
+    read_usage = text(
+        "SELECT invoice_id, line_no, billing_pre_tax_total FROM provider_invoice_usage_line ORDER BY 1, 2"
+    )
+
+    def held(engine) -> tuple[list, dict]:
+        with engine.connect() as conn:
+            usage = [(invoice, line, Decimal(str(amount))) for invoice, line, amount in conn.execute(read_usage)]
+            if engine.dialect.name != "postgresql":
+                return usage, {}
+            partitions = {
+                invoice: conn.exec_driver_sql(
+                    f"SELECT count(*) FROM {invoice_partition_name('microsoft', invoice, provider_invoice_usage_line)}"
+                ).scalar()
+                for invoice in ("G1", "G2")
+            }
+            return usage, partitions
+
+    expected = [(invoice, line, Decimal(amount)) for invoice, line, amount in rows]
+    with _database_at(invoice_db, "0007_partitioned_lines") as (url, engine):
+        with engine.begin() as conn:
+            for invoice, line, amount in rows:
+                conn.execute(insert_usage, {"invoice": invoice, "line": line, "amount": amount})
+
+        migrate.upgrade(url)
+
+        pg = engine.dialect.name == "postgresql"
+        assert held(engine) == (expected, {"G1": 2, "G2": 1} if pg else {})
+        assert _schema_differences(url) == []
+        with engine.begin() as conn:
+            config = migrate.alembic_config()
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0007_partitioned_lines")
+        with engine.connect() as conn:
+            kind = (
+                pg
+                and conn.exec_driver_sql(
+                    "SELECT relkind FROM pg_class WHERE oid = 'provider_invoice_usage_line'::regclass"
+                ).scalar()
+            )
+            usage = [(invoice, line, Decimal(str(amount))) for invoice, line, amount in conn.execute(read_usage)]
+        assert usage == expected and kind in (False, "r")

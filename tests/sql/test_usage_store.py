@@ -179,6 +179,52 @@ def test_subscriptions_on_one_side_only_and_the_load(invoice_db):
     assert open_stages(invoice_db.engine) == []  # the load dropped both stages
 
 
+def _usage_partitions(store) -> dict[str, int]:
+    """PostgreSQL: each invoice partition of the usage table and its rows ({} on SQLite, which keeps one table)."""
+    if store.engine.dialect.name != "postgresql":
+        return {}
+    with store.engine.connect() as conn:
+        names = conn.exec_driver_sql(
+            "SELECT c.relname FROM pg_partition_tree('provider_invoice_usage_line') t "
+            "JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf"
+        ).scalars()
+        return {name: conn.exec_driver_sql(f"SELECT count(*) FROM {name}").scalar() for name in names}
+
+
+def test_a_reload_replaces_the_invoice_s_usage_and_one_without_usage_removes_it(invoice_db):
+    """PostgreSQL: the usage stage becomes the invoice's usage partition (no copy), the previous one goes."""
+    from include.sql.partitions import invoice_partition_name
+    from include.sql.schema import provider_invoice_usage_line
+
+    totals = {"header_total": D("5"), "detail_total": D("5"), "difference": D(0), "tolerance_applied": D(0)}
+
+    def load(run_id: str, usage: list[UsageLine] | None) -> list[tuple]:
+        key = AttemptKey("microsoft", "G1", "provider_invoice_sync_microsoft", run_id)
+        invoice_db.start_attempt(key)
+        invoice_db.stage(run_id).fill(_recon([D("5.00")]))
+        if usage is not None:
+            stage_usage(invoice_db.engine, run_id, usage)
+        invoice_db.load_from_stage(key, HEADER, run_id, totals=totals)
+        return [(u["line_no"], u["billing_pre_tax_total"]) for u in usage_lines(invoice_db.engine, "microsoft", "G1")]
+
+    partition = invoice_partition_name("microsoft", "G1", provider_invoice_usage_line)
+    pg = invoice_db.engine.dialect.name == "postgresql"
+    other = AttemptKey("microsoft", "G2", "provider_invoice_sync_microsoft", "r0")  # another invoice's usage stays
+    invoice_db.start_attempt(other)
+    invoice_db.stage("r0").fill(_recon([D("1")]))
+    stage_usage(invoice_db.engine, "r0", _usage([D("1")]))
+    invoice_db.load_from_stage(other, InvoiceHeader("microsoft", "G2", "EUR", D("1")), "r0", totals=totals)
+
+    assert load("r1", _usage([D("2"), D("3")])) == [(1, D("2")), (2, D("3"))]
+    partitions_then = _usage_partitions(invoice_db)
+    assert load("r2", _usage([D("0.0000000000000001")])) == [(1, D("0.0000000000000001"))]
+    assert not pg or (partitions_then[partition], _usage_partitions(invoice_db)[partition]) == (2, 1)
+    assert load("r3", None) == []
+    assert partition not in _usage_partitions(invoice_db)
+    assert len(usage_lines(invoice_db.engine, "microsoft", "G2")) == 1 and len(_usage_partitions(invoice_db)) == pg
+    assert open_stages(invoice_db.engine) == []
+
+
 def test_metered_marketplace_lines_are_compared_saas_lines_are_not(invoice_db):
     """Daily-rated usage carries Azure Marketplace meters but no marketplace SaaS: a third-party line is compared
     when its product is in the daily-rated usage."""

@@ -2,8 +2,9 @@
 
 Batch mode (``render_as_batch``) so a revision's ``op.batch_alter_table`` rebuilds the table on
 SQLite, which cannot drop a column or change a primary key in place, and alters it in place on
-PostgreSQL. The per-fetch stage tables (``invoice_line_stage_*``) and the line table's partitions
-(``provider_invoice_line__*``) come and go at run time and are not part of the schema.
+PostgreSQL. The per-fetch stage tables (``invoice_line_stage_*``, ``invoice_usage_stage_*``) and the
+partitions of the line and usage tables (``provider_invoice_line__*``, ``provider_invoice_usage_line__*``)
+come and go at run time and are not part of the schema.
 """
 
 from __future__ import annotations
