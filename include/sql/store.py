@@ -43,6 +43,7 @@ from include.sql.schema import (
     provider_invoice_line,
     provider_invoice_note,
     stage_id_for,
+    usage_stage_table,
 )
 from include.sql.stage import LineStage, drop_stage_table, drop_stage_view, open_stages
 
@@ -497,12 +498,19 @@ class InvoiceStore:
 
     def shape_stage(self, stage_id: str, provider: str, invoice_id: str) -> None:
         """PostgreSQL: give the stage (its lines and usage) the columns and key of their tables now, so that the
-        load, which would otherwise do it, only attaches them. Nothing else may read the stage meanwhile: its
-        tables are locked exclusively for the rewrite and the sort. SQLite copies the stage: nothing to do."""
+        load, which would otherwise do it, only attaches them, and their statistics: freshly copied tables have
+        none, and PostgreSQL would plan the checksum's queries for a handful of rows (sorts spilled to disk
+        where a hash would do). Nothing else may read the stage meanwhile: its tables are locked exclusively for
+        the rewrite and the sort. SQLite copies the stage: nothing to do."""
+        from include.sql.usage import has_usage_stage
+
         if self.engine.dialect.name != "postgresql":
             return
         with self.engine.begin() as conn:
             self._shape_stage(conn, stage_id, provider, invoice_id)
+            conn.exec_driver_sql(f"ANALYZE {self.stage(stage_id).table.name}")
+            if has_usage_stage(conn, stage_id):
+                conn.exec_driver_sql(f"ANALYZE {usage_stage_table(stage_id).name}")
 
     def _shape_stage(self, conn: Connection, stage_id: str, provider: str, invoice_id: str) -> None:
         """:func:`partitions.shape_stage` for the stage's lines, and for its usage when it has some."""
