@@ -25,7 +25,7 @@ from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from include.model import (
     InvalidProviderData,
@@ -496,21 +496,29 @@ class InvoiceStore:
             self.stage(stage_id).drop(conn)
         return loaded
 
-    def shape_stage(self, stage_id: str, provider: str, invoice_id: str) -> None:
+    def shape_stage(self, stage_id: str, provider: str, invoice_id: str) -> bool:
         """PostgreSQL: give the stage (its lines and usage) the columns and key of their tables now, so that the
         load, which would otherwise do it, only attaches them, and their statistics: freshly copied tables have
         none, and PostgreSQL would plan the checksum's queries for a handful of rows (sorts spilled to disk
         where a hash would do). Nothing else may read the stage meanwhile: its tables are locked exclusively for
-        the rewrite and the sort. SQLite copies the stage: nothing to do."""
+        the rewrite and the sort. SQLite copies the stage: nothing to do.
+
+        Whether it was shaped: a stage whose line numbers repeat cannot take the key and stays as it was, for the
+        checksum's uniqueness expectation to refuse it in a sentence of ours (a failed checksum drops it).
+        """
         from include.sql.usage import has_usage_stage
 
         if self.engine.dialect.name != "postgresql":
-            return
-        with self.engine.begin() as conn:
-            self._shape_stage(conn, stage_id, provider, invoice_id)
-            conn.exec_driver_sql(f"ANALYZE {self.stage(stage_id).table.name}")
-            if has_usage_stage(conn, stage_id):
-                conn.exec_driver_sql(f"ANALYZE {usage_stage_table(stage_id).name}")
+            return False
+        try:
+            with self.engine.begin() as conn:
+                self._shape_stage(conn, stage_id, provider, invoice_id)
+                conn.exec_driver_sql(f"ANALYZE {self.stage(stage_id).table.name}")
+                if has_usage_stage(conn, stage_id):
+                    conn.exec_driver_sql(f"ANALYZE {usage_stage_table(stage_id).name}")
+        except IntegrityError:
+            return False
+        return True
 
     def _shape_stage(self, conn: Connection, stage_id: str, provider: str, invoice_id: str) -> None:
         """:func:`partitions.shape_stage` for the stage's lines, and for its usage when it has some."""

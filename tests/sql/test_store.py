@@ -295,6 +295,27 @@ def test_a_stage_shaped_by_its_checksum_is_attached_as_it_is(invoice_db):
         assert partition["key"] and partition["columns"] == tables["provider_invoice_line"]["columns"]
 
 
+@pytest.mark.parametrize("invoice_db", ["postgres"], indirect=True)
+def test_a_stage_whose_line_numbers_repeat_is_left_for_the_checksum_to_refuse(invoice_db):
+    """The key cannot be built; the stage stays as it was (no raw driver error) and GX's uniqueness expectation
+    refuses it."""
+    lines = _lines(AMOUNTS[:3])
+    invoice_db.stage("run-1").fill([*lines, lines[1]])
+
+    assert invoice_db.shape_stage("run-1", PROVIDER, INVOICE) is False
+
+    stage = invoice_db.stage("run-1").table.name
+    with invoice_db.engine.connect() as conn:
+        columns = {
+            row[0]
+            for row in conn.exec_driver_sql(
+                f"SELECT column_name FROM information_schema.columns WHERE table_name = '{stage}'"
+            )
+        }
+    assert "provider" not in columns and invoice_db.stage("run-1").summary().line_count == 4
+    invoice_db.stage("run-1").drop()
+
+
 def test_a_failed_checksum_leaves_the_loaded_lines_and_their_partition(invoice_db):
     _load(invoice_db, "run-1")
     before, partitions_before = invoice_db.lines(PROVIDER, INVOICE), _invoice_partitions(invoice_db)
