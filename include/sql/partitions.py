@@ -58,6 +58,10 @@ def _exists(conn: Connection, name: str) -> bool:
     return conn.execute(select(func.to_regclass(name))).scalar() is not None
 
 
+def has_provider_partition(conn: Connection, provider: str, of: Table = provider_invoice_line) -> bool:
+    return _exists(conn, provider_partition_name(provider, of))
+
+
 def provider_partition(conn: Connection, provider: str, of: Table = provider_invoice_line) -> str:
     """The provider's partition of ``of``, created the first time one of its invoices is loaded (or migrated)."""
     name = provider_partition_name(provider, of)

@@ -477,11 +477,17 @@ class InvoiceStore:
                 raise InvoiceStateError(
                     f"Invoice {key.invoice_id} of {key.provider} is active; deactivate it before it is loaded again."
                 )
-            if conn.dialect.name == "postgresql":
-                loaded = self._attach_stage(conn, key, stage_id)
-            else:
-                load_usage(conn, key.provider, key.invoice_id, stage_id)
-                loaded = self._copy_lines(conn, key, stage_id)
+            try:
+                if conn.dialect.name == "postgresql":
+                    loaded = self._attach_stage(conn, key, stage_id)
+                else:
+                    load_usage(conn, key.provider, key.invoice_id, stage_id)
+                    loaded = self._copy_lines(conn, key, stage_id)
+            except IntegrityError:  # the key refuses the stage: only a fault of the staging can do that
+                raise InvoiceStateError(
+                    f"The staged lines or daily-rated usage of invoice {key.invoice_id} of {key.provider} repeat a "
+                    "line number, so they cannot be loaded; sync the invoice again."
+                ) from None
             self._write_invoice(
                 conn,
                 key,

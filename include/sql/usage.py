@@ -273,6 +273,8 @@ def load_usage(conn: Connection, provider: str, invoice_id: str, stage_id: str) 
     stage = usage_stage_table(stage_id)
     if conn.dialect.name == "postgresql":
         staged = shape_usage_stage(conn, stage_id, provider, invoice_id)
+        if not (staged or partitions.has_provider_partition(conn, provider, of=table)):
+            return 0  # a provider without daily-rated usage: no partition of its own is made
         partitions.lock_invoice_partition(conn, provider, invoice_id, of=table)
         if not staged:
             partitions.drop_invoice_partition(conn, provider, invoice_id, of=table)

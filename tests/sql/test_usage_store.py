@@ -225,6 +225,42 @@ def test_a_reload_replaces_the_invoice_s_usage_and_one_without_usage_removes_it(
     assert open_stages(invoice_db.engine) == []
 
 
+def test_staged_usage_that_repeats_a_line_number_is_refused_in_one_sentence_and_dropped(invoice_db):
+    """Only a fault of the staging can do it (the usage suite does not check line numbers): the load is refused
+    with our sentence, not the key's driver error, the stage is dropped and nothing changes."""
+    from include.sql.store import InvoiceStateError
+
+    key = AttemptKey("microsoft", "G1", "provider_invoice_sync_microsoft", "r1")
+    invoice_db.start_attempt(key)
+    invoice_db.stage("r1").fill(_recon([D("5.00")]))
+    stage_usage(invoice_db.engine, "r1", [*_usage([D("2")]), *_usage([D("3")])])  # both line 1
+    totals = {"header_total": D("5"), "detail_total": D("5"), "difference": D(0), "tolerance_applied": D(0)}
+
+    with pytest.raises(InvoiceStateError) as refused:
+        invoice_db.load_from_stage(key, HEADER, "r1", totals=totals)
+
+    assert str(refused.value) == (
+        "The staged lines or daily-rated usage of invoice G1 of microsoft repeat a line number, so they cannot "
+        "be loaded; sync the invoice again."
+    )
+    assert open_stages(invoice_db.engine) == [] and invoice_db.get_invoice("microsoft", "G1") is None
+    assert usage_lines(invoice_db.engine, "microsoft", "G1") == []
+
+
+def test_a_provider_without_usage_gets_no_usage_partition(invoice_db):
+    key = AttemptKey("synnex", "4100001", "provider_invoice_sync_synnex", "r1")
+    invoice_db.start_attempt(key)
+    invoice_db.stage("r1").fill(_recon([D("5.00")]))
+    totals = {"header_total": D("5"), "detail_total": D("5"), "difference": D(0), "tolerance_applied": D(0)}
+    header = InvoiceHeader("synnex", "4100001", "EUR", D("5"))
+
+    assert invoice_db.load_from_stage(key, header, "r1", totals=totals) == 1
+    if invoice_db.engine.dialect.name == "postgresql":
+        with invoice_db.engine.connect() as conn:
+            tree = conn.exec_driver_sql("SELECT count(*) FROM pg_partition_tree('provider_invoice_usage_line')")
+            assert tree.scalar() == 1  # the table alone
+
+
 def test_metered_marketplace_lines_are_compared_saas_lines_are_not(invoice_db):
     """Daily-rated usage carries Azure Marketplace meters but no marketplace SaaS: a third-party line is compared
     when its product is in the daily-rated usage."""

@@ -12,7 +12,6 @@ Create Date: 2026-12-01
 from __future__ import annotations
 
 from include.sql.migrations.partitioning import partition_by_invoice, unpartition
-from include.sql.schema import provider_invoice_line
 
 revision = "0007_partitioned_lines"
 down_revision = "0006_export_operations"
@@ -21,8 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    partition_by_invoice(provider_invoice_line)
+    partition_by_invoice("provider_invoice_line", "pk_provider_invoice_line")
 
 
 def downgrade() -> None:
-    unpartition(provider_invoice_line)
+    unpartition("provider_invoice_line", "pk_provider_invoice_line")

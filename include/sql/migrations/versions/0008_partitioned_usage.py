@@ -12,7 +12,6 @@ Create Date: 2026-12-07
 from __future__ import annotations
 
 from include.sql.migrations.partitioning import partition_by_invoice, unpartition
-from include.sql.schema import provider_invoice_usage_line
 
 revision = "0008_partitioned_usage"
 down_revision = "0007_partitioned_lines"
@@ -21,8 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    partition_by_invoice(provider_invoice_usage_line)
+    partition_by_invoice("provider_invoice_usage_line", "pk_provider_invoice_usage_line")
 
 
 def downgrade() -> None:
-    unpartition(provider_invoice_usage_line)
+    unpartition("provider_invoice_usage_line", "pk_provider_invoice_usage_line")
