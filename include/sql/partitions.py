@@ -59,6 +59,7 @@ def _exists(conn: Connection, name: str) -> bool:
 
 
 def has_provider_partition(conn: Connection, provider: str, of: Table = provider_invoice_line) -> bool:
+    """Whether one of the provider's invoices was loaded into ``of`` (or migrated) before."""
     return _exists(conn, provider_partition_name(provider, of))
 
 

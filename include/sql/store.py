@@ -512,28 +512,26 @@ class InvoiceStore:
         Whether it was shaped: a stage whose line numbers repeat cannot take the key and stays as it was, for the
         checksum's uniqueness expectation to refuse it in a sentence of ours (a failed checksum drops it).
         """
-        from include.sql.usage import has_usage_stage
-
         if self.engine.dialect.name != "postgresql":
             return False
         try:
             with self.engine.begin() as conn:
-                self._shape_stage(conn, stage_id, provider, invoice_id)
+                with_usage = self._shape_stage(conn, stage_id, provider, invoice_id)
                 conn.exec_driver_sql(f"ANALYZE {self.stage(stage_id).table.name}")
-                if has_usage_stage(conn, stage_id):
+                if with_usage:
                     conn.exec_driver_sql(f"ANALYZE {usage_stage_table(stage_id).name}")
         except IntegrityError:
             return False
         return True
 
-    def _shape_stage(self, conn: Connection, stage_id: str, provider: str, invoice_id: str) -> None:
-        """:func:`partitions.shape_stage` for the stage's lines, and for its usage when it has some."""
+    def _shape_stage(self, conn: Connection, stage_id: str, provider: str, invoice_id: str) -> bool:
+        """:func:`partitions.shape_stage` for the stage's lines, and for its usage when it has some (whether it has)."""
         from include.sql.usage import shape_usage_stage
 
         lines = self.stage(stage_id).table
         drop_stage_view(conn, lines.name)  # a killed checksum's view would hold the column types
         partitions.shape_stage(conn, lines, provider, invoice_id)
-        shape_usage_stage(conn, stage_id, provider, invoice_id)
+        return shape_usage_stage(conn, stage_id, provider, invoice_id)
 
     def _attach_stage(self, conn: Connection, key: AttemptKey, stage_id: str) -> int:
         """PostgreSQL: the stage's lines and usage become the invoice's partitions of their tables (no second copy).
