@@ -105,7 +105,8 @@ class ChecksumValidationOperator(InvoiceOperator):
     def _shape_stage_while_gx_imports(self, store, stage_id: str, pool: ThreadPoolExecutor) -> None:
         """PostgreSQL: the stage gets its tables' keys (a sort, the load's one heavy step) and its statistics (for
         the plans of the checksum's queries) on a database core while GX is imported here (seconds of CPU on one
-        core); the load then only attaches it. A stage that fails the checksum is dropped with its key."""
+        core); the load then only attaches it. A stage that fails the checksum is dropped, keyed or not (one whose
+        line numbers repeat cannot be keyed, and GX's uniqueness expectation refuses it)."""
         shaped = pool.submit(store.shape_stage, stage_id, self.provider, self.invoice_id)
         import include.checksum.validation  # noqa: F401  (GX; run_checksum would import it next)
 
